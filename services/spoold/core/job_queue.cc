@@ -1,0 +1,790 @@
+#include "core/job_queue.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "base/log.h"
+#include "core/backoff.h"
+#include "store/listener.h"
+#include "store/session.h"
+
+namespace spool::core {
+namespace {
+
+std::string JobField(bool batch, size_t i) {
+  return batch ? absl::StrCat("jobs[", i, "]") : std::string("job");
+}
+
+// NOTIFY payloads are limited to 8000 bytes.
+constexpr size_t kMaxNotifyPayload = 7000;
+
+}  // namespace
+
+// One Lease call: tries the lease query, and if it finds nothing and may wait,
+// parks itself in the WakeHub until woken, cancelled or out of time.
+class JobQueue::PollCall : public LeaseCall,
+                           public Waiter,
+                           public std::enable_shared_from_this<PollCall> {
+ public:
+  PollCall(JobQueue* queue, store::LeaseParams params, bool default_timeout,
+           absl::Time wait_until, Callback<std::vector<store::LeasedJob>> done)
+      : jq_(queue),
+        params_(std::move(params)),
+        default_timeout_(default_timeout),
+        wait_until_(wait_until),
+        done_(std::move(done)) {}
+
+  void Start() {
+    if (wait_until_ > absl::Now()) {
+      auto self = shared_from_this();
+      timer_id_ = jq_->timer_.Schedule(wait_until_, [self] {
+        if (self->Finish(std::vector<store::LeasedJob>())) {
+          self->jq_->observer_->OnLongPollTimeout(self->params_.queue);
+        }
+      });
+    }
+    Submit();
+  }
+
+  void Cancel() override {
+    Finish(absl::CancelledError("the Lease call was cancelled"));
+  }
+
+  void Wake() override { Submit(); }
+  int Capacity() const override { return params_.max_jobs; }
+
+  // Ends the wait with no jobs (server shutdown).
+  void FinishEmpty() { Finish(std::vector<store::LeasedJob>()); }
+
+ private:
+  bool finished() {
+    absl::MutexLock lock(&mu_);
+    return finished_;
+  }
+
+  void Submit() {
+    auto self = shared_from_this();
+    jq_->pool_->Submit([self](absl::StatusOr<store::Session*> session) {
+      self->Attempt(session);
+    });
+  }
+
+  void Attempt(absl::StatusOr<store::Session*> session) {
+    if (finished()) return;
+    if (!session.ok()) {
+      Finish(session.status());
+      return;
+    }
+    store::Session* s = *session;
+    if (default_timeout_) {
+      auto config = jq_->QueueConfigFor(s, params_.queue);
+      if (!config.ok()) {
+        Finish(config.status());
+        return;
+      }
+      params_.visibility_timeout = config->visibility_timeout;
+      default_timeout_ = false;
+    }
+    const uint64_t generation = jq_->hub_.Generation(params_.queue);
+    absl::Time start = absl::Now();
+    auto jobs = s->Lease(params_);
+    jq_->observer_->OnDatabaseRoundTrip("lease", absl::Now() - start);
+    if (!jobs.ok()) {
+      Finish(jobs.status());
+      return;
+    }
+    if (!jobs->empty()) {
+      const size_t n = jobs->size();
+      // A full batch suggests more: let the next waiter look too.
+      if (static_cast<int>(n) == params_.max_jobs) {
+        jq_->hub_.Notify(params_.queue, 1);
+      }
+      std::vector<store::LeasedJob> copy;
+      copy.reserve(n);
+      for (const auto& j : *jobs) {
+        store::LeasedJob k;
+        k.job_id = j.job_id;
+        k.lease_id = j.lease_id;
+        copy.push_back(std::move(k));
+      }
+      jq_->observer_->OnLeaseBatch(params_.queue, static_cast<int64_t>(n));
+      for (const auto& j : *jobs) {
+        jq_->observer_->OnLeased(
+            params_.queue, std::max(absl::ZeroDuration(),
+                                    j.lease_expires_at -
+                                        params_.visibility_timeout - j.run_at));
+      }
+      if (!Finish(*std::move(jobs))) {
+        // Cancelled or timed out while the query ran: give the jobs back.
+        if (s->ReleaseLeases(copy).ok()) {
+          jq_->JobsReady(params_.queue, static_cast<int64_t>(n), true);
+        }
+      }
+      return;
+    }
+    if (jq_->shutting_down_ || absl::Now() >= wait_until_) {
+      Finish(std::vector<store::LeasedJob>());
+      return;
+    }
+    if (!jq_->hub_.Register(params_.queue, generation, shared_from_this())) {
+      Submit();  // A job appeared while we looked: look again.
+      return;
+    }
+    // Cancel or time-out may have run before we registered.
+    if (finished()) jq_->hub_.Unregister(params_.queue, this);
+  }
+
+  bool Finish(absl::StatusOr<std::vector<store::LeasedJob>> result) {
+    Callback<std::vector<store::LeasedJob>> done;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return false;
+      finished_ = true;
+      done = std::move(done_);
+    }
+    jq_->hub_.Unregister(params_.queue, this);
+    if (timer_id_ != 0) jq_->timer_.Cancel(timer_id_);
+    done(std::move(result));
+    return true;
+  }
+
+  JobQueue* const jq_;
+  store::LeaseParams params_;
+  bool default_timeout_;
+  const absl::Time wait_until_;
+  Timer::Id timer_id_ = 0;
+  absl::Mutex mu_;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  Callback<std::vector<store::LeasedJob>> done_ ABSL_GUARDED_BY(mu_);
+};
+
+JobQueue::JobQueue(store::SessionPool* pool, JobQueueOptions options,
+                   Observer* observer)
+    : pool_(pool),
+      options_(std::move(options)),
+      observer_(observer != nullptr ? observer : &null_observer_) {}
+
+JobQueue::~JobQueue() { Stop(); }
+
+void JobQueue::Start() {
+  if (options_.listen) {
+    store::Listener::Options lo;
+    lo.database_url = options_.database_url;
+    lo.channel = options_.notify_channel;
+    lo.on_notify = [this](const std::string& payload) {
+      OnNotification(payload);
+    };
+    // Notifications sent while disconnected are lost: look again everywhere.
+    lo.on_reconnect = [this] { hub_.NotifyEachQueue(); };
+    listener_ = std::make_unique<store::Listener>(std::move(lo));
+    listener_->Start();
+  }
+  ScheduleHealthCheck();
+  ScheduleMaintenance(absl::Now());
+}
+
+void JobQueue::BeginShutdown() {
+  shutting_down_ = true;
+  for (auto& waiter : hub_.TakeAll()) {
+    static_cast<PollCall*>(waiter.get())->FinishEmpty();
+  }
+}
+
+void JobQueue::Stop() {
+  if (stopped_.exchange(true)) return;
+  BeginShutdown();
+  timer_.Shutdown();
+  if (listener_) listener_->Stop();
+}
+
+void JobQueue::SetHealthCallback(absl::AnyInvocable<void(bool)> fn) {
+  absl::MutexLock lock(&mu_);
+  health_callback_ = std::move(fn);
+}
+
+double JobQueue::RandomUnit() {
+  thread_local absl::BitGen gen;
+  return absl::Uniform(gen, 0.0, 1.0);
+}
+
+absl::StatusOr<store::QueueConfig> JobQueue::QueueConfigFor(
+    store::Session* session, const std::string& name) {
+  absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = queue_cache_.find(name);
+    if (it != queue_cache_.end() && it->second.expires > now) {
+      return it->second.config;
+    }
+  }
+  auto config = session->EnsureQueue(name);
+  if (!config.ok()) return config.status();
+  absl::MutexLock lock(&mu_);
+  queue_cache_[name] = CachedQueue{*config, now + options_.queue_config_ttl};
+  return config;
+}
+
+void JobQueue::Enqueue(std::vector<JobInput> jobs, bool batch,
+                       Callback<std::vector<store::EnqueueResult>> done) {
+  const Limits& limits = options_.limits;
+  if (static_cast<int>(jobs.size()) > limits.max_batch_jobs) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("jobs has ", jobs.size(), " entries; the limit is ",
+                     limits.max_batch_jobs, " per call")));
+    return;
+  }
+  if (jobs.empty()) {
+    done(std::vector<store::EnqueueResult>());
+    return;
+  }
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (absl::Status s = ValidateJob(jobs[i], limits, now, JobField(batch, i));
+        !s.ok()) {
+      done(s);
+      return;
+    }
+  }
+  pool_->Submit([this, jobs = std::move(jobs), done = std::move(done)](
+                    absl::StatusOr<store::Session*> session) mutable {
+    if (!session.ok()) {
+      done(session.status());
+      return;
+    }
+    store::Session* s = *session;
+    // Settings and depth checks per distinct queue.
+    absl::flat_hash_map<std::string, store::QueueConfig> configs;
+    absl::flat_hash_map<std::string, int64_t> per_queue;
+    for (const JobInput& j : jobs) ++per_queue[j.queue];
+    for (const auto& [name, count] : per_queue) {
+      auto config = QueueConfigFor(s, name);
+      if (!config.ok()) {
+        done(config.status());
+        return;
+      }
+      if (config->max_depth > 0) {
+        auto active = s->CountActive(name, config->max_depth);
+        if (!active.ok()) {
+          done(active.status());
+          return;
+        }
+        if (*active + count > config->max_depth) {
+          done(absl::ResourceExhaustedError(absl::StrCat(
+              "queue ", name, " is full: ", *active,
+              " jobs are waiting or running and its max depth is ",
+              config->max_depth, "; retry later")));
+          return;
+        }
+      }
+      configs.emplace(name, *std::move(config));
+    }
+    // Build rows; a key repeated within the call maps to its first job.
+    std::vector<store::NewJob> rows;
+    rows.reserve(jobs.size());
+    std::vector<int> row_of(jobs.size(), -1);
+    std::vector<int> same_as(jobs.size(), -1);
+    absl::flat_hash_map<std::pair<std::string, std::string>, int> first_key;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      JobInput& in = jobs[i];
+      if (!in.idempotency_key.empty()) {
+        auto [it, inserted] = first_key.emplace(
+            std::make_pair(in.queue, in.idempotency_key), static_cast<int>(i));
+        if (!inserted) {
+          same_as[i] = it->second;
+          continue;
+        }
+      }
+      const store::QueueConfig& config = configs[in.queue];
+      store::NewJob row;
+      row.queue = in.queue;
+      row.payload = std::move(in.payload);
+      row.priority = static_cast<int16_t>(in.priority);
+      row.run_at = in.run_at;
+      row.delay = in.delay.value_or(absl::ZeroDuration());
+      row.max_attempts =
+          in.max_attempts > 0 ? in.max_attempts : config.max_attempts;
+      row.idempotency_key = std::move(in.idempotency_key);
+      row.idempotency_window = config.idempotency_window;
+      row.headers = std::move(in.headers);
+      std::sort(row.headers.begin(), row.headers.end());
+      row_of[i] = static_cast<int>(rows.size());
+      rows.push_back(std::move(row));
+    }
+    absl::Time start = absl::Now();
+    auto inserted = s->Enqueue(rows);
+    observer_->OnDatabaseRoundTrip("enqueue", absl::Now() - start);
+    if (!inserted.ok()) {
+      done(inserted.status());
+      return;
+    }
+    std::vector<store::EnqueueResult> out(jobs.size());
+    absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> counts;
+    absl::Time earliest = absl::InfiniteFuture();
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (row_of[i] >= 0) {
+        out[i] = (*inserted)[row_of[i]];
+        const store::NewJob& row = rows[row_of[i]];
+        auto& [created, duplicates] = counts[row.queue];
+        if (out[i].duplicate) {
+          ++duplicates;
+        } else {
+          ++created;
+          if (out[i].scheduled_for.has_value()) {
+            earliest = std::min(earliest, *out[i].scheduled_for);
+          }
+        }
+      } else {
+        out[i] = (*inserted)[row_of[same_as[i]]];
+        out[i].duplicate = true;
+        out[i].scheduled_for.reset();
+        ++counts[jobs[i].queue].second;
+      }
+    }
+    // Answer first; waking waiters can follow.
+    done(out);
+    for (const auto& [queue, c] : counts) {
+      observer_->OnEnqueued(queue, c.first, c.second);
+    }
+    absl::flat_hash_map<std::string, int64_t> ready;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (row_of[i] >= 0 && !out[i].duplicate &&
+          !out[i].scheduled_for.has_value()) {
+        ++ready[rows[row_of[i]].queue];
+      }
+    }
+    for (const auto& [queue, n] : ready) JobsReady(queue, n, true);
+    if (earliest != absl::InfiniteFuture()) NoteScheduled(earliest);
+  });
+}
+
+std::shared_ptr<LeaseCall> JobQueue::Lease(
+    LeaseInput input, absl::Time deadline,
+    Callback<std::vector<store::LeasedJob>> done) {
+  if (absl::Status s = ValidateLease(input, options_.limits); !s.ok()) {
+    done(s);
+    return nullptr;
+  }
+  store::LeaseParams params;
+  params.queue = std::move(input.queue);
+  params.max_jobs = input.max_jobs == 0 ? 1 : input.max_jobs;
+  params.worker_id = std::move(input.worker_id);
+  const bool default_timeout = !input.visibility_timeout.has_value();
+  if (!default_timeout) params.visibility_timeout = *input.visibility_timeout;
+  absl::Duration wait = std::min(input.wait.value_or(absl::ZeroDuration()),
+                                 options_.limits.max_wait);
+  if (shutting_down_) wait = absl::ZeroDuration();
+  const absl::Time now = absl::Now();
+  absl::Time wait_until = now + wait;
+  if (deadline != absl::InfiniteFuture()) {
+    wait_until = std::min(wait_until, deadline - options_.deadline_margin);
+  }
+  auto call = std::make_shared<PollCall>(this, std::move(params),
+                                         default_timeout, wait_until,
+                                         std::move(done));
+  call->Start();
+  return call;
+}
+
+void JobQueue::JobsReady(const std::string& queue, int64_t jobs,
+                         bool publish) {
+  if (jobs <= 0) return;
+  hub_.Notify(queue, jobs);
+  if (publish && options_.listen) Publish(queue);
+}
+
+void JobQueue::Publish(const std::string& queue) {
+  {
+    absl::MutexLock lock(&mu_);
+    pending_notify_.insert(queue);
+    if (notify_in_flight_) return;  // The sender in flight will take it.
+    notify_in_flight_ = true;
+  }
+  SendNotifications();
+}
+
+void JobQueue::SendNotifications() {
+  // Runs as one pool task; while it sends, new queues accumulate and are sent
+  // in the next round, so a burst of enqueues costs a few NOTIFYs, not one
+  // per job.
+  pool_->Submit([this](absl::StatusOr<store::Session*> session) {
+    std::vector<std::string> queues;
+    {
+      absl::MutexLock lock(&mu_);
+      queues.assign(pending_notify_.begin(), pending_notify_.end());
+      pending_notify_.clear();
+      if (queues.empty() || !session.ok()) {
+        notify_in_flight_ = false;
+        return;
+      }
+    }
+    std::string payload = options_.replica_id;
+    for (const std::string& q : queues) {
+      if (payload.size() + q.size() + 1 > kMaxNotifyPayload) {
+        (void)(*session)->Notify(options_.notify_channel, payload);
+        payload = options_.replica_id;
+      }
+      absl::StrAppend(&payload, "\n", q);
+    }
+    absl::Status st = (*session)->Notify(options_.notify_channel, payload);
+    if (!st.ok()) LogDebug("notify failed", {{"error", st.message()}});
+    SendNotifications();
+  });
+}
+
+void JobQueue::OnNotification(const std::string& payload) {
+  std::vector<std::string> parts = absl::StrSplit(payload, '\n');
+  if (parts.empty() || parts[0] == options_.replica_id) return;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (!parts[i].empty()) hub_.Notify(parts[i], 1);
+  }
+}
+
+void JobQueue::NoteScheduled(absl::Time when) {
+  absl::MutexLock lock(&mu_);
+  if (stopped_ || when >= scheduled_wakeup_) return;
+  if (scheduled_timer_ != 0) timer_.Cancel(scheduled_timer_);
+  scheduled_wakeup_ = when;
+  scheduled_timer_ = timer_.Schedule(when, [this] {
+    {
+      absl::MutexLock lock(&mu_);
+      scheduled_wakeup_ = absl::InfiniteFuture();
+      scheduled_timer_ = 0;
+    }
+    RunMaintenance(false);
+  });
+}
+
+void JobQueue::ScheduleMaintenance(absl::Time when) {
+  if (stopped_) return;
+  timer_.Schedule(when, [this] {
+    bool retention;
+    {
+      absl::MutexLock lock(&mu_);
+      retention = absl::Now() >= next_retention_;
+      if (retention) next_retention_ = absl::Now() + options_.retention_interval;
+    }
+    RunMaintenance(retention);
+    // Fallback poll: every queue with waiters looks once more.
+    hub_.NotifyEachQueue();
+    ScheduleMaintenance(absl::Now() + options_.maintenance_interval);
+  });
+}
+
+void JobQueue::RunMaintenance(bool retention) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (maintenance_running_) {
+      maintenance_again_ = true;
+      return;
+    }
+    maintenance_running_ = true;
+  }
+  pool_->Submit([this, retention](absl::StatusOr<store::Session*> session) {
+    if (session.ok()) {
+      store::Session* s = *session;
+      const int batch = options_.maintenance_batch;
+      constexpr int kMaxBatches = 10;
+      for (int i = 0; i < kMaxBatches; ++i) {
+        auto reaped = s->ReapExpiredLeases(batch);
+        if (!reaped.ok()) break;
+        absl::flat_hash_map<std::string, int64_t> dead;
+        for (const auto& [q, n] : reaped->dead) dead[q] = n;
+        for (const auto& [q, n] : reaped->made_ready) {
+          observer_->OnLeasesExpired(q, n, dead[q]);
+          dead.erase(q);
+          JobsReady(q, n, true);
+        }
+        for (const auto& [q, n] : dead) observer_->OnLeasesExpired(q, 0, n);
+        if (reaped->total > 0) {
+          LogInfo("expired leases returned",
+                  {{"jobs", reaped->total}});
+        }
+        if (reaped->total < batch) break;
+      }
+      for (int i = 0; i < kMaxBatches; ++i) {
+        auto promoted = s->PromoteScheduled(batch);
+        if (!promoted.ok()) break;
+        int64_t total = 0;
+        for (const auto& [q, n] : *promoted) {
+          total += n;
+          JobsReady(q, n, true);
+        }
+        if (total < batch) break;
+      }
+      auto next = s->NextScheduledRunAt();
+      if (next.ok() && next->has_value()) NoteScheduled(**next);
+      if (retention) {
+        int64_t purged = 0, keys = 0;
+        for (int i = 0; i < kMaxBatches; ++i) {
+          auto n = s->PurgeFinished(batch);
+          if (!n.ok()) break;
+          purged += *n;
+          if (*n < batch) break;
+        }
+        for (int i = 0; i < kMaxBatches; ++i) {
+          auto n = s->PurgeIdempotencyKeys(batch);
+          if (!n.ok()) break;
+          keys += *n;
+          if (*n < batch) break;
+        }
+        if (purged > 0 || keys > 0) {
+          LogInfo("retention clean-up",
+                  {{"jobs_deleted", purged}, {"keys_deleted", keys}});
+        }
+      }
+    }
+    bool again;
+    {
+      absl::MutexLock lock(&mu_);
+      maintenance_running_ = false;
+      again = maintenance_again_;
+      maintenance_again_ = false;
+    }
+    if (again && !stopped_) RunMaintenance(false);
+  });
+}
+
+void JobQueue::ScheduleHealthCheck() {
+  if (stopped_) return;
+  pool_->Submit([this](absl::StatusOr<store::Session*> session) {
+    bool ok = session.ok() && (*session)->Ping().ok();
+    SetHealthy(ok);
+    if (!stopped_) {
+      timer_.Schedule(absl::Now() + options_.health_interval,
+                      [this] { ScheduleHealthCheck(); });
+    }
+  });
+}
+
+void JobQueue::SetHealthy(bool healthy) {
+  if (healthy_.exchange(healthy) == healthy) return;
+  LogInfo(healthy ? "database reachable" : "database unreachable");
+  absl::MutexLock lock(&mu_);
+  if (health_callback_) health_callback_(healthy);
+}
+
+void JobQueue::Ack(std::vector<CompletionInput> completions,
+                   Callback<std::vector<absl::Status>> done) {
+  const Limits& limits = options_.limits;
+  if (static_cast<int>(completions.size()) > limits.max_ack_batch) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("completions has ", completions.size(),
+                     " entries; the limit is ", limits.max_ack_batch)));
+    return;
+  }
+  std::vector<absl::Status> results(completions.size());
+  std::vector<store::Completion> valid;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < completions.size(); ++i) {
+    const std::string field = absl::StrCat("completions[", i, "]");
+    auto id = ParseJobId(completions[i].job_id, field + ".job_id");
+    if (!id.ok()) {
+      results[i] = id.status();
+      continue;
+    }
+    if (absl::Status s =
+            ValidateLeaseId(completions[i].lease_id, field + ".lease_id");
+        !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    if (static_cast<int64_t>(completions[i].result.size()) >
+        limits.max_result_bytes) {
+      results[i] = absl::InvalidArgumentError(absl::StrCat(
+          field, ".result is ", completions[i].result.size(),
+          " bytes; the limit is ", limits.max_result_bytes));
+      continue;
+    }
+    store::Completion c;
+    c.job_id = *id;
+    c.lease_id = std::move(completions[i].lease_id);
+    c.result = std::move(completions[i].result);
+    valid.push_back(std::move(c));
+    index.push_back(i);
+  }
+  if (valid.empty()) {
+    done(std::move(results));
+    return;
+  }
+  pool_->Submit([this, valid = std::move(valid), index = std::move(index),
+                 results = std::move(results), done = std::move(done)](
+                    absl::StatusOr<store::Session*> session) mutable {
+    if (!session.ok()) {
+      done(session.status());
+      return;
+    }
+    absl::Time start = absl::Now();
+    auto acked = (*session)->Ack(valid);
+    observer_->OnDatabaseRoundTrip("ack", absl::Now() - start);
+    if (!acked.ok()) {
+      done(acked.status());
+      return;
+    }
+    for (size_t k = 0; k < index.size(); ++k) {
+      store::AckItem& item = (*acked)[k];
+      results[index[k]] = item.status;
+      if (item.status.ok()) {
+        observer_->OnAcked(item.queue,
+                           item.processing.value_or(absl::ZeroDuration()));
+      }
+    }
+    done(std::move(results));
+  });
+}
+
+void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
+  auto id = ParseJobId(input.job_id, "job_id");
+  if (!id.ok()) {
+    done(id.status());
+    return;
+  }
+  if (absl::Status s = ValidateLeaseId(input.lease_id, "lease_id"); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (input.retry_delay.has_value()) {
+    if (*input.retry_delay < absl::ZeroDuration()) {
+      done(absl::InvalidArgumentError("retry_delay must not be negative"));
+      return;
+    }
+    if (*input.retry_delay > options_.limits.max_retry_delay) {
+      done(absl::InvalidArgumentError(absl::StrCat(
+          "retry_delay must be at most ",
+          absl::FormatDuration(options_.limits.max_retry_delay))));
+      return;
+    }
+  }
+  store::NackParams params;
+  params.job_id = *id;
+  params.lease_id = std::move(input.lease_id);
+  params.error =
+      SanitizeErrorText(input.error, options_.limits.max_error_bytes);
+  params.dead_letter = input.dead_letter;
+  pool_->Submit([this, params = std::move(params), delay = input.retry_delay,
+                 done = std::move(done)](
+                    absl::StatusOr<store::Session*> session) mutable {
+    if (!session.ok()) {
+      done(session.status());
+      return;
+    }
+    store::Session* s = *session;
+    auto lease = s->GetJobLease(params.job_id);
+    if (!lease.ok()) {
+      done(lease.status());
+      return;
+    }
+    if (lease->state != store::JobState::kLeased ||
+        lease->lease_id != params.lease_id) {
+      done(store::LeaseMismatchStatus(params.job_id, lease->state,
+                                      lease->lease_id == params.lease_id));
+      return;
+    }
+    if (delay.has_value()) {
+      params.retry_delay = *delay;
+    } else {
+      auto config = QueueConfigFor(s, lease->queue);
+      if (!config.ok()) {
+        done(config.status());
+        return;
+      }
+      params.retry_delay = RetryBackoff(*config, lease->attempt, RandomUnit());
+    }
+    auto result = s->Nack(params);
+    if (!result.ok()) {
+      done(result.status());
+      return;
+    }
+    const store::NackResult r = *result;
+    done(std::move(result));
+    observer_->OnNacked(lease->queue, r.state == store::JobState::kDead,
+                        absl::ZeroDuration());
+    if (r.state == store::JobState::kReady) {
+      JobsReady(lease->queue, 1, true);
+    } else if (r.state == store::JobState::kScheduled && r.next_run_at) {
+      NoteScheduled(*r.next_run_at);
+    }
+  });
+}
+
+void JobQueue::ExtendLease(std::string job_id, std::string lease_id,
+                           std::optional<absl::Duration> visibility_timeout,
+                           Callback<absl::Time> done) {
+  auto id = ParseJobId(job_id, "job_id");
+  if (!id.ok()) {
+    done(id.status());
+    return;
+  }
+  if (absl::Status s = ValidateLeaseId(lease_id, "lease_id"); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (visibility_timeout.has_value()) {
+    if (absl::Status s = ValidateVisibilityTimeout(
+            *visibility_timeout, options_.limits, "visibility_timeout");
+        !s.ok()) {
+      done(s);
+      return;
+    }
+  }
+  pool_->Submit([this, job = *id, lease_id = std::move(lease_id),
+                 visibility_timeout, done = std::move(done)](
+                    absl::StatusOr<store::Session*> session) mutable {
+    if (!session.ok()) {
+      done(session.status());
+      return;
+    }
+    store::Session* s = *session;
+    absl::Duration timeout;
+    if (visibility_timeout.has_value()) {
+      timeout = *visibility_timeout;
+    } else {
+      auto lease = s->GetJobLease(job);
+      if (!lease.ok()) {
+        done(lease.status());
+        return;
+      }
+      auto config = QueueConfigFor(s, lease->queue);
+      if (!config.ok()) {
+        done(config.status());
+        return;
+      }
+      timeout = config->visibility_timeout;
+    }
+    auto expires = s->ExtendLease(job, lease_id, timeout);
+    if (absl::IsFailedPrecondition(expires.status())) {
+      // Say why: unknown job, or whose lease it is now.
+      auto lease = s->GetJobLease(job);
+      if (!lease.ok()) {
+        done(lease.status());
+      } else {
+        done(store::LeaseMismatchStatus(job, lease->state,
+                                        lease->lease_id == lease_id));
+      }
+      return;
+    }
+    done(std::move(expires));
+  });
+}
+
+void JobQueue::GetJob(std::string job_id, Callback<store::Job> done) {
+  auto id = ParseJobId(job_id, "job_id");
+  if (!id.ok()) {
+    done(id.status());
+    return;
+  }
+  pool_->Submit([job = *id, done = std::move(done)](
+                    absl::StatusOr<store::Session*> session) mutable {
+    if (!session.ok()) {
+      done(session.status());
+      return;
+    }
+    done((*session)->GetJob(job));
+  });
+}
+
+}  // namespace spool::core

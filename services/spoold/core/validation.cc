@@ -1,0 +1,226 @@
+#include "core/validation.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace spool::core {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, " ", what));
+}
+
+std::string Path(absl::string_view prefix, absl::string_view name) {
+  if (prefix.empty()) return std::string(name);
+  return absl::StrCat(prefix, ".", name);
+}
+
+bool IsQueueChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+         c == '.' || c == '-';
+}
+
+}  // namespace
+
+absl::Status ValidateQueueName(absl::string_view name, absl::string_view field) {
+  if (name.empty()) return Invalid(field, "is required");
+  if (name.size() > 128) {
+    return Invalid(field, absl::StrCat("is ", name.size(),
+                                       " characters long; the limit is 128"));
+  }
+  if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) {
+    return Invalid(field, "must start with a letter or digit");
+  }
+  for (char c : name) {
+    if (!IsQueueChar(c)) {
+      return Invalid(field,
+                     "may contain only letters, digits, '_', '.' and '-'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateVisibilityTimeout(absl::Duration timeout,
+                                       const Limits& limits,
+                                       absl::string_view field) {
+  if (timeout < limits.min_visibility_timeout ||
+      timeout > limits.max_visibility_timeout) {
+    return Invalid(field,
+                   absl::StrCat("must be between ",
+                                absl::FormatDuration(
+                                    limits.min_visibility_timeout),
+                                " and ",
+                                absl::FormatDuration(
+                                    limits.max_visibility_timeout),
+                                " (got ", absl::FormatDuration(timeout), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateJob(const JobInput& job, const Limits& limits,
+                         absl::Time now, absl::string_view field) {
+  if (absl::Status s = ValidateQueueName(job.queue, Path(field, "queue"));
+      !s.ok()) {
+    return s;
+  }
+  if (static_cast<int64_t>(job.payload.size()) > limits.max_payload_bytes) {
+    return Invalid(Path(field, "payload"),
+                   absl::StrCat("is ", job.payload.size(),
+                                " bytes; the limit is ",
+                                limits.max_payload_bytes));
+  }
+  if (job.priority < limits.min_priority ||
+      job.priority > limits.max_priority) {
+    return Invalid(Path(field, "priority"),
+                   absl::StrCat("must be between ", limits.min_priority,
+                                " and ", limits.max_priority, " (got ",
+                                job.priority, ")"));
+  }
+  if (job.delay.has_value() && job.run_at.has_value()) {
+    return Invalid(Path(field, "delay"),
+                   "and run_at are exclusive: set at most one");
+  }
+  if (job.delay.has_value()) {
+    if (*job.delay < absl::ZeroDuration()) {
+      return Invalid(Path(field, "delay"), "must not be negative");
+    }
+    if (*job.delay > limits.max_delay) {
+      return Invalid(Path(field, "delay"),
+                     absl::StrCat("must be at most ",
+                                  absl::FormatDuration(limits.max_delay)));
+    }
+  }
+  if (job.run_at.has_value()) {
+    if (*job.run_at > now + limits.max_delay) {
+      return Invalid(Path(field, "run_at"),
+                     absl::StrCat("is more than ",
+                                  absl::FormatDuration(limits.max_delay),
+                                  " ahead"));
+    }
+    if (*job.run_at < now - limits.max_delay) {
+      return Invalid(Path(field, "run_at"),
+                     absl::StrCat("is more than ",
+                                  absl::FormatDuration(limits.max_delay),
+                                  " in the past"));
+    }
+  }
+  if (job.max_attempts < 0) {
+    return Invalid(Path(field, "max_attempts"),
+                   absl::StrCat("must not be negative (got ", job.max_attempts,
+                                "); 0 means the queue's default"));
+  }
+  if (job.idempotency_key.size() >
+      static_cast<size_t>(limits.max_idempotency_key_bytes)) {
+    return Invalid(Path(field, "idempotency_key"),
+                   absl::StrCat("is ", job.idempotency_key.size(),
+                                " bytes; the limit is ",
+                                limits.max_idempotency_key_bytes));
+  }
+  if (job.idempotency_key.find('\0') != std::string::npos) {
+    return Invalid(Path(field, "idempotency_key"),
+                   "must not contain NUL characters");
+  }
+  if (static_cast<int>(job.headers.size()) > limits.max_headers) {
+    return Invalid(Path(field, "headers"),
+                   absl::StrCat("has ", job.headers.size(),
+                                " entries; the limit is ", limits.max_headers));
+  }
+  int64_t header_bytes = 0;
+  for (const auto& [name, value] : job.headers) {
+    if (name.empty()) return Invalid(Path(field, "headers"), "has an empty name");
+    if (name.find('\0') != std::string::npos ||
+        value.find('\0') != std::string::npos) {
+      return Invalid(Path(field, "headers"),
+                     absl::StrCat("entry \"", name,
+                                  "\" contains a NUL character"));
+    }
+    header_bytes += static_cast<int64_t>(name.size() + value.size());
+  }
+  if (header_bytes > limits.max_header_bytes) {
+    return Invalid(Path(field, "headers"),
+                   absl::StrCat("total ", header_bytes, " bytes; the limit is ",
+                                limits.max_header_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLease(const LeaseInput& lease, const Limits& limits) {
+  if (absl::Status s = ValidateQueueName(lease.queue, "queue"); !s.ok()) {
+    return s;
+  }
+  if (lease.max_jobs < 0 || lease.max_jobs > limits.max_lease_jobs) {
+    return Invalid("max_jobs",
+                   absl::StrCat("must be between 1 and ", limits.max_lease_jobs,
+                                " (got ", lease.max_jobs, "; 0 means 1)"));
+  }
+  if (lease.wait.has_value() && *lease.wait < absl::ZeroDuration()) {
+    return Invalid("wait", "must not be negative");
+  }
+  if (lease.visibility_timeout.has_value()) {
+    if (absl::Status s = ValidateVisibilityTimeout(*lease.visibility_timeout,
+                                                   limits,
+                                                   "visibility_timeout");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (lease.worker_id.size() > static_cast<size_t>(limits.max_worker_id_bytes)) {
+    return Invalid("worker_id", absl::StrCat("is longer than ",
+                                             limits.max_worker_id_bytes,
+                                             " bytes"));
+  }
+  if (lease.worker_id.find('\0') != std::string::npos) {
+    return Invalid("worker_id", "must not contain NUL characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> ParseJobId(absl::string_view id,
+                                   absl::string_view field) {
+  if (id.empty()) return Invalid(field, "is required");
+  int64_t v = 0;
+  if (id.size() > 19 || !absl::SimpleAtoi(id, &v) || v <= 0 ||
+      !absl::ascii_isdigit(static_cast<unsigned char>(id[0]))) {
+    return Invalid(field, absl::StrCat("\"", id.substr(0, 64),
+                                       "\" is not a Spool job id"));
+  }
+  return v;
+}
+
+absl::Status ValidateLeaseId(absl::string_view id, absl::string_view field) {
+  if (id.empty()) return Invalid(field, "is required");
+  bool ok = id.size() == 36;
+  for (size_t i = 0; ok && i < id.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      ok = id[i] == '-';
+    } else {
+      ok = absl::ascii_isxdigit(static_cast<unsigned char>(id[i]));
+    }
+  }
+  if (!ok) {
+    return Invalid(field, absl::StrCat("\"", id.substr(0, 64),
+                                       "\" is not a Spool lease id"));
+  }
+  return absl::OkStatus();
+}
+
+std::string SanitizeErrorText(absl::string_view error, int max_bytes) {
+  std::string out;
+  out.reserve(std::min<size_t>(error.size(), max_bytes));
+  for (char c : error) {
+    if (c != '\0') out += c;
+  }
+  if (out.size() <= static_cast<size_t>(max_bytes)) return out;
+  static constexpr absl::string_view kMarker = "…[truncated]";
+  size_t cut = max_bytes - kMarker.size();
+  // Do not split a UTF-8 sequence: back up over continuation bytes.
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  out.resize(cut);
+  out.append(kMarker.data(), kMarker.size());
+  return out;
+}
+
+}  // namespace spool::core

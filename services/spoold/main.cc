@@ -1,0 +1,205 @@
+// spoold: the Spool job queue service.
+//   spoold [flags]          serve spool.v1.JobService
+//   spoold migrate [flags]  apply pending schema migrations and exit
+// Every flag can also be set by an environment variable: SPOOL_ and the flag
+// name in capitals (--database_url is SPOOL_DATABASE_URL). The command line
+// wins over the environment.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "base/log.h"
+#include "server.h"
+#include "store/migrator.h"
+
+ABSL_FLAG(std::string, database_url, "",
+          "PostgreSQL URL, e.g. postgresql://user:pass@127.0.0.1:5432/spool. "
+          "Required. LISTEN/NOTIFY needs a session: point it at PostgreSQL "
+          "or a session-mode pooler, not a transaction-mode PgBouncer.");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC listen address (host:port).");
+ABSL_FLAG(bool, migrate, false,
+          "Apply pending schema migrations at start-up.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics listen address; empty disables it.");
+ABSL_FLAG(int, db_pool_size, 4,
+          "PostgreSQL connections (and threads) for queries. On small "
+          "machines keep it near the core count: batches beat connections.");
+ABSL_FLAG(absl::Duration, max_wait, absl::Seconds(30),
+          "Longest Lease long-poll; longer waits are capped to this.");
+ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
+          "Largest job payload; the gRPC message limit follows it.");
+ABSL_FLAG(absl::Duration, maintenance_interval, absl::Seconds(1),
+          "How often expired leases and due delayed jobs are checked "
+          "(delayed jobs also get an exact wake-up).");
+ABSL_FLAG(absl::Duration, retention_interval, absl::Seconds(30),
+          "How often finished jobs and idempotency keys past retention are "
+          "deleted, in bounded batches.");
+ABSL_FLAG(absl::Duration, fallback_poll, absl::Seconds(1),
+          "Waiting long-polls re-check at least this often, in case a "
+          "notification was lost.");
+ABSL_FLAG(absl::Duration, queue_config_ttl, absl::Seconds(5),
+          "How long queue settings are cached.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGTERM, how long in-flight calls may take to finish.");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(bool, log_json, false, "Write log lines as JSON objects.");
+
+namespace {
+
+constexpr const char* kEnvFlags[] = {
+    "database_url",      "listen",          "migrate",
+    "metrics_listen",    "db_pool_size",    "max_wait",
+    "max_payload_bytes", "maintenance_interval", "retention_interval",
+    "fallback_poll",     "queue_config_ttl", "shutdown_grace",
+    "log_level",         "log_json",
+};
+
+// Applies SPOOL_<FLAG> environment variables before the command line.
+bool ApplyEnvironment() {
+  for (const char* name : kEnvFlags) {
+    std::string env = absl::StrCat("SPOOL_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(env.c_str());
+    if (value == nullptr) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+      std::fprintf(stderr, "spoold: bad %s: %s\n", env.c_str(), error.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string ReplicaId() {
+  absl::BitGen gen;
+  return absl::StrCat(getpid(), "-",
+                      absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
+
+int Migrate(const std::string& url) {
+  auto applied = spool::store::ApplyMigrations(url);
+  if (!applied.ok()) {
+    spool::LogError("migration failed", {{"error", applied.status().message()}});
+    return 1;
+  }
+  spool::LogInfo("migrations done", {{"applied", *applied}});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "the Spool job queue service.\n"
+      "  spoold [flags]          serve spool.v1.JobService over gRPC\n"
+      "  spoold migrate [flags]  apply pending schema migrations and exit\n"
+      "Each flag may also come from SPOOL_<FLAG NAME IN CAPITALS>.");
+  absl::FlagsUsageConfig usage;
+  usage.version_string = [] {
+    return std::string("spoold " SPOOL_VERSION " (" SPOOL_GIT_REVISION ")\n");
+  };
+  absl::SetFlagsUsageConfig(usage);
+  if (!ApplyEnvironment()) return 2;
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+
+  spool::LogLevel level;
+  if (!spool::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+    std::fprintf(stderr, "spoold: --log_level must be debug, info, warning "
+                         "or error\n");
+    return 2;
+  }
+  spool::SetLogLevel(level);
+  spool::SetLogJson(absl::GetFlag(FLAGS_log_json));
+
+  const std::string url = absl::GetFlag(FLAGS_database_url);
+  if (url.empty()) {
+    std::fprintf(stderr,
+                 "spoold: --database_url (or SPOOL_DATABASE_URL) is required; "
+                 "tools/run starts a throwaway PostgreSQL for you\n");
+    return 2;
+  }
+  if (args.size() > 1) {
+    if (std::string(args[1]) == "migrate") return Migrate(url);
+    std::fprintf(stderr, "spoold: unknown command '%s' (try --help)\n",
+                 args[1]);
+    return 2;
+  }
+
+  // Block the shutdown signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const int64_t max_payload = absl::GetFlag(FLAGS_max_payload_bytes);
+  const int pool_size = absl::GetFlag(FLAGS_db_pool_size);
+  if (max_payload < 1 || pool_size < 1) {
+    std::fprintf(stderr,
+                 "spoold: --max_payload_bytes and --db_pool_size must be "
+                 "positive\n");
+    return 2;
+  }
+  spool::LogInfo(
+      "starting spoold",
+      {{"version", SPOOL_VERSION},
+       {"revision", SPOOL_GIT_REVISION},
+       {"database_url", spool::RedactDatabaseUrl(url)},
+       {"listen", absl::GetFlag(FLAGS_listen)},
+       {"db_pool_size", pool_size},
+       {"max_wait", absl::FormatDuration(absl::GetFlag(FLAGS_max_wait))},
+       {"max_payload_bytes", max_payload},
+       {"migrate", absl::GetFlag(FLAGS_migrate)}});
+
+  if (absl::GetFlag(FLAGS_migrate)) {
+    if (int rc = Migrate(url); rc != 0) return rc;
+  } else if (absl::Status s = spool::store::CheckSchemaCurrent(url); !s.ok()) {
+    spool::LogError("database not ready", {{"error", s.message()}});
+    return 1;
+  }
+
+  spool::ServerOptions options;
+  options.database_url = url;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.db_pool_size = pool_size;
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.queue.limits.max_wait = absl::GetFlag(FLAGS_max_wait);
+  options.queue.limits.max_payload_bytes = max_payload;
+  options.queue.maintenance_interval = absl::GetFlag(FLAGS_maintenance_interval);
+  options.queue.retention_interval = absl::GetFlag(FLAGS_retention_interval);
+  options.queue.fallback_poll = absl::GetFlag(FLAGS_fallback_poll);
+  options.queue.queue_config_ttl = absl::GetFlag(FLAGS_queue_config_ttl);
+  options.queue.replica_id = ReplicaId();
+
+  spool::SpooldServer server(options);
+  if (absl::Status s = server.Start(); !s.ok()) {
+    spool::LogError("cannot start", {{"error", s.message()}});
+    return 1;
+  }
+  spool::LogInfo("spoold listening",
+                 {{"listen", options.listen}, {"port", server.port()}});
+  std::fprintf(stderr, "spoold listening on %s\n", options.listen.c_str());
+  std::fflush(stderr);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spool::LogInfo("signal received", {{"signal", sig == SIGTERM ? "SIGTERM"
+                                                                : "SIGINT"}});
+  server.Shutdown();
+  spool::LogInfo("stopped");
+  return 0;
+}

@@ -1,0 +1,74 @@
+#include "server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "api/job_service.h"
+#include "base/log.h"
+
+namespace spool {
+
+namespace {
+constexpr char kServiceName[] = "spool.v1.JobService";
+}  // namespace
+
+SpooldServer::SpooldServer(ServerOptions options)
+    : options_(std::move(options)) {}
+
+SpooldServer::~SpooldServer() { Shutdown(); }
+
+absl::Status SpooldServer::Start() {
+  store::SessionPool::Options po;
+  po.database_url = options_.database_url;
+  po.size = options_.db_pool_size;
+  pool_ = std::make_unique<store::SessionPool>(po);
+
+  core::JobQueueOptions qo = options_.queue;
+  qo.database_url = options_.database_url;
+  queue_ = std::make_unique<core::JobQueue>(pool_.get(), qo, options_.observer);
+  service_ = std::make_unique<api::JobService>(queue_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(),
+                           &port_);
+  builder.RegisterService(service_.get());
+  // Room for a maximal job plus headers and framing; batches share it.
+  const int64_t max_message =
+      std::max<int64_t>(4 << 20, qo.limits.max_payload_bytes * 4 + (1 << 20));
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<int64_t>(max_message, INT32_MAX)));
+  builder.SetMaxSendMessageSize(-1);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen));
+  }
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(false);
+  queue_->SetHealthCallback([health](bool healthy) {
+    health->SetServingStatus("", healthy);
+    health->SetServingStatus(kServiceName, healthy);
+  });
+  queue_->Start();
+  return absl::OkStatus();
+}
+
+void SpooldServer::Shutdown() {
+  if (shut_down_ || server_ == nullptr) return;
+  shut_down_ = true;
+  LogInfo("shutting down", {{"grace", absl::FormatDuration(
+                                          options_.shutdown_grace)}});
+  server_->GetHealthCheckService()->Shutdown();
+  queue_->BeginShutdown();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  queue_->Stop();
+  pool_->Shutdown();
+  server_.reset();
+}
+
+}  // namespace spool

@@ -1,0 +1,56 @@
+// SpooldServer: wires the layers together (session pool -> queue core ->
+// gRPC service), serves health and reflection, and runs the shutdown
+// sequence. Kept apart from main() so tests and tools can embed a server.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/job_queue.h"
+
+namespace grpc {
+class Server;
+class Service;
+}  // namespace grpc
+
+namespace spool {
+
+struct ServerOptions {
+  std::string database_url;
+  std::string listen = "127.0.0.1:50051";
+  int db_pool_size = 4;
+  core::JobQueueOptions queue;
+  // Grace period for in-flight calls at shutdown.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  core::Observer* observer = nullptr;
+};
+
+class SpooldServer {
+ public:
+  explicit SpooldServer(ServerOptions options);
+  ~SpooldServer();
+
+  // Binds, starts the core and serves. Returns once serving.
+  absl::Status Start();
+  // The port actually bound (useful with port 0).
+  int port() const { return port_; }
+  core::JobQueue* queue() { return queue_.get(); }
+  store::SessionPool* pool() { return pool_.get(); }
+
+  // Ends waiting long-polls empty, stops accepting calls, lets in-flight
+  // calls finish within the grace period, then closes connections.
+  void Shutdown();
+
+ private:
+  ServerOptions options_;
+  std::unique_ptr<store::SessionPool> pool_;
+  std::unique_ptr<core::JobQueue> queue_;
+  std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace spool

@@ -1,0 +1,736 @@
+#include "store/session.h"
+
+#include <algorithm>
+#include <exception>
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "store/pg_codec.h"
+
+namespace spool::store {
+namespace {
+
+// Interval columns read as microseconds.
+constexpr char kQueueColumns[] =
+    "name, "
+    "(extract(epoch FROM visibility_timeout) * 1000000)::bigint, "
+    "max_attempts, "
+    "(extract(epoch FROM backoff_initial) * 1000000)::bigint, "
+    "backoff_factor, "
+    "(extract(epoch FROM backoff_max) * 1000000)::bigint, "
+    "backoff_jitter, "
+    "(extract(epoch FROM dead_retention) * 1000000)::bigint, "
+    "(extract(epoch FROM succeeded_retention) * 1000000)::bigint, "
+    "(extract(epoch FROM idempotency_window) * 1000000)::bigint, "
+    "max_depth";
+
+struct Statement {
+  const char* name;
+  std::string sql;
+};
+
+std::vector<Statement> Statements() {
+  return {
+      {"ping", "SELECT 1"},
+      {"notify", "SELECT pg_notify($1, $2)"},
+      {"now", "SELECT spool_us(clock_timestamp())"},
+      {"ensure_queue",
+       absl::StrCat("WITH ins AS (INSERT INTO spool_queues (name) VALUES ($1) "
+                    "ON CONFLICT (name) DO NOTHING RETURNING *), "
+                    "q AS (SELECT * FROM ins UNION ALL "
+                    "SELECT * FROM spool_queues WHERE name = $1) "
+                    "SELECT ",
+                    kQueueColumns, " FROM q LIMIT 1")},
+      {"count_active",
+       "SELECT count(*) FROM (SELECT 1 FROM spool_jobs "
+       "WHERE queue = $1 AND state <= 3 LIMIT $2) s"},
+      // One statement: allocate ids in input order, claim idempotency keys
+      // (a held key keeps its job; an expired key of a finished job is taken
+      // over), insert the jobs whose key was claimed or that have none.
+      {"enqueue", R"sql(
+WITH input AS MATERIALIZED (
+  SELECT t.ord,
+         nextval('spool_jobs_id_seq') AS new_id,
+         t.queue, t.priority,
+         coalesce('epoch'::timestamptz + t.run_at_us * interval '1 microsecond',
+                  now() + t.delay_us * interval '1 microsecond') AS run_at,
+         t.max_attempts, t.key,
+         now() + t.key_window_us * interval '1 microsecond' AS key_expires,
+         t.headers::jsonb AS headers,
+         substring($10::bytea FROM (sum(t.len) OVER (ORDER BY t.ord) - t.len + 1)::int
+                   FOR t.len) AS payload
+  FROM unnest($1::text[], $2::int2[], $3::int8[], $4::int8[], $5::int4[],
+              $6::text[], $7::int8[], $8::text[], $9::int4[])
+       WITH ORDINALITY AS t(queue, priority, run_at_us, delay_us, max_attempts,
+                            key, key_window_us, headers, len, ord)
+),
+claims AS (
+  INSERT INTO spool_idempotency_keys AS k (queue, key, job_id, expires_at)
+  SELECT queue, key, new_id, key_expires FROM input WHERE key IS NOT NULL
+  ON CONFLICT (queue, key) DO UPDATE SET
+    job_id = CASE WHEN k.expires_at <= now() AND NOT EXISTS (
+                 SELECT 1 FROM spool_jobs j WHERE j.id = k.job_id AND j.state <= 3)
+             THEN excluded.job_id ELSE k.job_id END,
+    expires_at = CASE WHEN k.expires_at <= now() AND NOT EXISTS (
+                 SELECT 1 FROM spool_jobs j WHERE j.id = k.job_id AND j.state <= 3)
+             THEN excluded.expires_at ELSE k.expires_at END
+  RETURNING k.queue, k.key, k.job_id
+),
+inserted AS (
+  INSERT INTO spool_jobs (id, queue, state, priority, run_at, max_attempts,
+                          idempotency_key, headers, payload)
+  SELECT i.new_id, i.queue, CASE WHEN i.run_at > now() THEN 1 ELSE 2 END,
+         i.priority, i.run_at, i.max_attempts, i.key, i.headers, i.payload
+  FROM input i
+  WHERE i.key IS NULL OR EXISTS (
+    SELECT 1 FROM claims c
+    WHERE c.queue = i.queue AND c.key = i.key AND c.job_id = i.new_id)
+  RETURNING id, state, run_at
+)
+SELECT i.ord, coalesce(c.job_id, i.new_id),
+       (c.job_id IS NOT NULL AND c.job_id <> i.new_id),
+       CASE WHEN ins.state = 1 THEN spool_us(ins.run_at) END
+FROM input i
+LEFT JOIN claims c ON c.queue = i.queue AND c.key = i.key
+LEFT JOIN inserted ins ON ins.id = i.new_id
+ORDER BY i.ord)sql"},
+      // The lease: pick in index order with SKIP LOCKED inside a CTE (so the
+      // LIMIT cannot be re-evaluated per row), then update those rows.
+      {"lease", R"sql(
+WITH picked AS (
+  SELECT id FROM spool_jobs
+  WHERE queue = $1 AND state = 2
+  ORDER BY priority DESC, run_at, id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE spool_jobs j
+SET state = 3, attempt = j.attempt + 1, lease_id = gen_random_uuid(),
+    leased_at = now(), lease_expires_at = now() + $3 * interval '1 microsecond',
+    worker_id = nullif($4, '')
+FROM picked WHERE j.id = picked.id
+RETURNING j.id, j.lease_id::text, j.payload, j.headers::text, j.priority,
+          j.attempt, j.max_attempts, spool_us(j.run_at), spool_us(j.enqueued_at),
+          spool_us(j.lease_expires_at))sql"},
+      {"release_leases", R"sql(
+UPDATE spool_jobs j
+SET state = 2, attempt = j.attempt - 1, lease_id = NULL, leased_at = NULL,
+    lease_expires_at = NULL
+FROM unnest($1::int8[], $2::uuid[]) AS t(id, lease)
+WHERE j.id = t.id AND j.lease_id = t.lease AND j.state = 3)sql"},
+      {"ack", R"sql(
+WITH input AS (
+  SELECT t.ord, t.id, t.lease::uuid AS lease,
+         substring($4::bytea FROM (sum(t.len) OVER (ORDER BY t.ord) - t.len + 1)::int
+                   FOR t.len) AS result
+  FROM unnest($1::int8[], $2::text[], $3::int4[])
+       WITH ORDINALITY AS t(id, lease, len, ord)
+),
+deleted AS (
+  DELETE FROM spool_jobs j USING input i, spool_queues q
+  WHERE j.id = i.id AND j.lease_id = i.lease AND j.state = 3
+    AND q.name = j.queue AND q.succeeded_retention = '0'
+  RETURNING j.id, j.lease_id, spool_us(now()) - spool_us(j.leased_at) AS took
+),
+kept AS (
+  UPDATE spool_jobs j
+  SET state = 4, result = i.result, finished_at = now(), lease_expires_at = NULL
+  FROM input i, spool_queues q
+  WHERE j.id = i.id AND j.lease_id = i.lease AND j.state = 3
+    AND q.name = j.queue AND q.succeeded_retention > '0'
+  RETURNING j.id, j.lease_id, spool_us(now()) - spool_us(j.leased_at) AS took
+)
+SELECT i.ord, coalesce(d.took, k.took), (d.id IS NOT NULL OR k.id IS NOT NULL),
+       cur.state, coalesce(cur.lease_id = i.lease, false), cur.queue
+FROM input i
+LEFT JOIN deleted d ON d.id = i.id AND d.lease_id = i.lease
+LEFT JOIN kept k ON k.id = i.id AND k.lease_id = i.lease
+LEFT JOIN spool_jobs cur ON cur.id = i.id
+ORDER BY i.ord)sql"},
+      {"get_job_lease",
+       "SELECT queue, state, coalesce(lease_id::text, ''), attempt, "
+       "max_attempts FROM spool_jobs WHERE id = $1"},
+      {"nack", R"sql(
+UPDATE spool_jobs SET
+  state = CASE WHEN $5 OR attempt >= max_attempts THEN 5
+               WHEN $3 > 0 THEN 1 ELSE 2 END,
+  run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at
+                ELSE now() + $3 * interval '1 microsecond' END,
+  finished_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,
+  last_error = $4, lease_expires_at = NULL
+WHERE id = $1 AND lease_id = $2::uuid AND state = 3
+RETURNING state, spool_us(run_at))sql"},
+      {"extend_lease", R"sql(
+UPDATE spool_jobs SET lease_expires_at = now() + $3 * interval '1 microsecond'
+WHERE id = $1 AND lease_id = $2::uuid AND state = 3
+RETURNING spool_us(lease_expires_at))sql"},
+      {"get_job", R"sql(
+SELECT id, queue, state, priority, attempt, max_attempts, payload,
+       coalesce(headers::text, '{}'), coalesce(idempotency_key, ''),
+       spool_us(enqueued_at), spool_us(run_at), spool_us(lease_expires_at),
+       spool_us(finished_at), coalesce(last_error, ''), result,
+       coalesce(worker_id, '')
+FROM spool_jobs WHERE id = $1)sql"},
+      {"reap_expired", R"sql(
+WITH expired AS (
+  SELECT id FROM spool_jobs
+  WHERE state = 3 AND lease_expires_at < now()
+  ORDER BY lease_expires_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+),
+upd AS (
+  UPDATE spool_jobs j SET
+    state = CASE WHEN j.attempt >= j.max_attempts THEN 5 ELSE 2 END,
+    finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+    last_error = format('lease expired on attempt %s of %s (worker %s)',
+                        j.attempt, j.max_attempts, coalesce(j.worker_id, 'unnamed')),
+    lease_expires_at = NULL
+  FROM expired WHERE j.id = expired.id
+  RETURNING j.queue, j.state
+)
+SELECT queue, count(*) FILTER (WHERE state = 2), count(*) FILTER (WHERE state = 5)
+FROM upd GROUP BY queue)sql"},
+      {"promote_scheduled", R"sql(
+WITH due AS (
+  SELECT id FROM spool_jobs
+  WHERE state = 1 AND run_at <= now()
+  ORDER BY run_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+),
+upd AS (
+  UPDATE spool_jobs j SET state = 2 FROM due WHERE j.id = due.id
+  RETURNING j.queue
+)
+SELECT queue, count(*) FROM upd GROUP BY queue)sql"},
+      {"next_scheduled",
+       "SELECT spool_us(min(run_at)) FROM spool_jobs WHERE state = 1"},
+      {"purge_finished", R"sql(
+WITH doomed AS (
+  SELECT j.id FROM spool_jobs j JOIN spool_queues q ON q.name = j.queue
+  WHERE j.state >= 4
+    AND j.finished_at < now() - (
+      SELECT coalesce(min(least(CASE WHEN succeeded_retention > '0'
+                                     THEN succeeded_retention END,
+                                dead_retention)), '0')
+      FROM spool_queues)
+    AND j.finished_at < now() - CASE WHEN j.state = 4 THEN q.succeeded_retention
+                                     ELSE q.dead_retention END
+  ORDER BY j.finished_at
+  LIMIT $1
+  FOR UPDATE OF j SKIP LOCKED
+)
+DELETE FROM spool_jobs j USING doomed WHERE j.id = doomed.id)sql"},
+      {"purge_keys", R"sql(
+WITH doomed AS (
+  SELECT k.queue, k.key FROM spool_idempotency_keys k
+  WHERE k.expires_at < now()
+    AND NOT EXISTS (SELECT 1 FROM spool_jobs j
+                    WHERE j.id = k.job_id AND j.state <= 3)
+  ORDER BY k.expires_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM spool_idempotency_keys k USING doomed d
+WHERE k.queue = d.queue AND k.key = d.key)sql"},
+  };
+}
+
+QueueConfig ReadQueueConfig(const pqxx::row& r) {
+  QueueConfig c;
+  c.name = r[0].as<std::string>();
+  c.visibility_timeout = absl::Microseconds(r[1].as<int64_t>());
+  c.max_attempts = r[2].as<int32_t>();
+  c.backoff_initial = absl::Microseconds(r[3].as<int64_t>());
+  c.backoff_factor = r[4].as<double>();
+  c.backoff_max = absl::Microseconds(r[5].as<int64_t>());
+  c.backoff_jitter = r[6].as<double>();
+  c.dead_retention = absl::Microseconds(r[7].as<int64_t>());
+  c.succeeded_retention = absl::Microseconds(r[8].as<int64_t>());
+  c.idempotency_window = absl::Microseconds(r[9].as<int64_t>());
+  c.max_depth = r[10].as<int64_t>();
+  return c;
+}
+
+std::string Bytes(const pqxx::field& f) {
+  if (f.is_null()) return std::string();
+  return pqxx::binarystring(f).str();
+}
+
+QueueCounts ReadQueueCounts(const pqxx::result& res, int column) {
+  QueueCounts out;
+  for (const auto& row : res) {
+    int64_t n = row[column].as<int64_t>();
+    if (n > 0) out.emplace_back(row[0].as<std::string>(), n);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status LeaseMismatchStatus(int64_t job_id, JobState state,
+                                 bool same_lease) {
+  switch (state) {
+    case JobState::kLeased:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job_id,
+          " is leased by a newer attempt: this lease expired and the job was "
+          "delivered again"));
+    case JobState::kSucceeded:
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " already succeeded"));
+    case JobState::kDead:
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " is dead"));
+    case JobState::kCancelled:
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " was cancelled"));
+    case JobState::kReady:
+    case JobState::kScheduled:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job_id, " is not leased: ",
+          same_lease ? "this lease was already released"
+                     : "its lease expired or it was nacked",
+          "; it will be delivered again"));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("job ", job_id, " is not held by this lease"));
+}
+
+struct Session::Conn {
+  explicit Conn(const std::string& url) : c(url) {}
+  pqxx::connection c;
+};
+
+Session::Session(std::unique_ptr<Conn> conn) : conn_(std::move(conn)) {}
+
+Session::~Session() = default;
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Connect(
+    const std::string& url) {
+  try {
+    auto conn = std::make_unique<Conn>(url);
+    for (const Statement& s : Statements()) conn->c.prepare(s.name, s.sql);
+    return std::unique_ptr<Session>(new Session(std::move(conn)));
+  } catch (const pqxx::broken_connection& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to PostgreSQL: ", e.what()));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open a PostgreSQL session: ", e.what()));
+  }
+}
+
+absl::Status Session::ConvertException(const char* op) {
+  try {
+    throw;
+  } catch (const pqxx::broken_connection& e) {
+    broken_ = true;
+    LogWarning("database connection lost", {{"op", op}, {"error", e.what()}});
+    return absl::UnavailableError("the database connection was lost");
+  } catch (const pqxx::in_doubt_error& e) {
+    broken_ = true;
+    LogWarning("database commit in doubt", {{"op", op}, {"error", e.what()}});
+    return absl::UnavailableError(
+        "the database connection was lost while committing");
+  } catch (const pqxx::sql_error& e) {
+    std::string state = e.sqlstate();
+    std::string cls = state.substr(0, 2);
+    LogWarning("database error",
+               {{"op", op}, {"sqlstate", state}, {"error", e.what()}});
+    if (cls == "08" || cls == "57" || !conn_->c.is_open()) {
+      broken_ = true;
+      return absl::UnavailableError("the database is unavailable");
+    }
+    if (cls == "53") {
+      return absl::UnavailableError("the database is out of resources");
+    }
+    if (cls == "40") {
+      return absl::AbortedError("the database aborted a conflicting update");
+    }
+    if (cls == "22") {
+      return absl::InvalidArgumentError("the database rejected a value");
+    }
+    return absl::InternalError(absl::StrCat("database error ", state));
+  } catch (const std::exception& e) {
+    if (!conn_->c.is_open()) broken_ = true;
+    LogWarning("database failure", {{"op", op}, {"error", e.what()}});
+    if (broken_) return absl::UnavailableError("the database is unavailable");
+    return absl::InternalError("unexpected database failure");
+  }
+}
+
+absl::Status Session::Ping() {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    tx.exec_prepared("ping");
+    return absl::OkStatus();
+  } catch (...) {
+    return ConvertException("ping");
+  }
+}
+
+absl::Status Session::Notify(const std::string& channel,
+                             const std::string& payload) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    tx.exec_prepared("notify", channel, payload);
+    return absl::OkStatus();
+  } catch (...) {
+    return ConvertException("notify");
+  }
+}
+
+absl::StatusOr<absl::Time> Session::Now() {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    return FromMicros(tx.exec_prepared1("now")[0].as<int64_t>());
+  } catch (...) {
+    return ConvertException("now");
+  }
+}
+
+absl::StatusOr<QueueConfig> Session::EnsureQueue(const std::string& name) {
+  try {
+    // A concurrent first use may commit between our insert and read; the
+    // second try then sees its row.
+    for (int i = 0; i < 3; ++i) {
+      pqxx::nontransaction tx(conn_->c);
+      pqxx::result r = tx.exec_prepared("ensure_queue", name);
+      if (!r.empty()) return ReadQueueConfig(r[0]);
+    }
+    return absl::AbortedError(
+        absl::StrCat("queue ", name, " could not be created"));
+  } catch (...) {
+    return ConvertException("ensure_queue");
+  }
+}
+
+absl::StatusOr<int64_t> Session::CountActive(const std::string& queue,
+                                              int64_t limit) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    return tx.exec_prepared1("count_active", queue, limit)[0].as<int64_t>();
+  } catch (...) {
+    return ConvertException("count_active");
+  }
+}
+
+absl::StatusOr<std::vector<EnqueueResult>> Session::Enqueue(
+    const std::vector<NewJob>& jobs) {
+  if (jobs.empty()) return std::vector<EnqueueResult>();
+  std::vector<std::string> queues;
+  std::vector<int16_t> priorities;
+  std::vector<std::optional<std::string>> run_at_us, keys, headers;
+  std::vector<int64_t> delay_us, key_window_us;
+  std::vector<int32_t> max_attempts, lens;
+  std::string blob;
+  size_t total = 0;
+  for (const NewJob& j : jobs) total += j.payload.size();
+  blob.reserve(total);
+  for (const NewJob& j : jobs) {
+    queues.push_back(j.queue);
+    priorities.push_back(j.priority);
+    if (j.run_at.has_value()) {
+      run_at_us.push_back(std::to_string(ToMicros(*j.run_at)));
+    } else {
+      run_at_us.push_back(std::nullopt);
+    }
+    delay_us.push_back(ToMicros(j.delay));
+    max_attempts.push_back(j.max_attempts);
+    if (j.idempotency_key.empty()) {
+      keys.push_back(std::nullopt);
+    } else {
+      keys.push_back(j.idempotency_key);
+    }
+    key_window_us.push_back(ToMicros(j.idempotency_window));
+    if (j.headers.empty()) {
+      headers.push_back(std::nullopt);
+    } else {
+      headers.push_back(EncodeHeadersJson(j.headers));
+    }
+    lens.push_back(static_cast<int32_t>(j.payload.size()));
+    blob += j.payload;
+  }
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared(
+        "enqueue", TextArrayLiteral(queues), IntArrayLiteral(priorities),
+        TextArrayLiteral(run_at_us), IntArrayLiteral(delay_us),
+        IntArrayLiteral(max_attempts), TextArrayLiteral(keys),
+        IntArrayLiteral(key_window_us), TextArrayLiteral(headers),
+        IntArrayLiteral(lens), pqxx::binarystring(blob.data(), blob.size()));
+    if (r.size() != jobs.size()) {
+      return absl::InternalError("enqueue returned the wrong number of rows");
+    }
+    std::vector<EnqueueResult> out(jobs.size());
+    for (const auto& row : r) {
+      size_t ord = row[0].as<size_t>() - 1;
+      out[ord].job_id = row[1].as<int64_t>();
+      out[ord].duplicate = row[2].as<bool>();
+      if (!row[3].is_null()) {
+        out[ord].scheduled_for = FromMicros(row[3].as<int64_t>());
+      }
+    }
+    return out;
+  } catch (...) {
+    return ConvertException("enqueue");
+  }
+}
+
+absl::StatusOr<std::vector<LeasedJob>> Session::Lease(
+    const LeaseParams& params) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r =
+        tx.exec_prepared("lease", params.queue, params.max_jobs,
+                         ToMicros(params.visibility_timeout), params.worker_id);
+    std::vector<LeasedJob> out;
+    out.reserve(r.size());
+    for (const auto& row : r) {
+      LeasedJob j;
+      j.job_id = row[0].as<int64_t>();
+      j.lease_id = row[1].as<std::string>();
+      j.queue = params.queue;
+      j.payload = Bytes(row[2]);
+      if (!row[3].is_null()) {
+        auto h = DecodeHeadersJson(row[3].c_str());
+        if (h.ok()) j.headers = *std::move(h);
+      }
+      j.priority = row[4].as<int16_t>();
+      j.attempt = row[5].as<int32_t>();
+      j.max_attempts = row[6].as<int32_t>();
+      j.run_at = FromMicros(row[7].as<int64_t>());
+      j.enqueued_at = FromMicros(row[8].as<int64_t>());
+      j.lease_expires_at = FromMicros(row[9].as<int64_t>());
+      out.push_back(std::move(j));
+    }
+    std::sort(out.begin(), out.end(),
+              [](const LeasedJob& a, const LeasedJob& b) {
+                if (a.priority != b.priority) return a.priority > b.priority;
+                if (a.run_at != b.run_at) return a.run_at < b.run_at;
+                return a.job_id < b.job_id;
+              });
+    return out;
+  } catch (...) {
+    return ConvertException("lease");
+  }
+}
+
+absl::Status Session::ReleaseLeases(const std::vector<LeasedJob>& jobs) {
+  if (jobs.empty()) return absl::OkStatus();
+  std::vector<int64_t> ids;
+  std::vector<std::string> leases;
+  for (const LeasedJob& j : jobs) {
+    ids.push_back(j.job_id);
+    leases.push_back(j.lease_id);
+  }
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    tx.exec_prepared("release_leases", IntArrayLiteral(ids),
+                     TextArrayLiteral(leases));
+    return absl::OkStatus();
+  } catch (...) {
+    return ConvertException("release_leases");
+  }
+}
+
+absl::StatusOr<std::vector<AckItem>> Session::Ack(
+    const std::vector<Completion>& completions) {
+  if (completions.empty()) return std::vector<AckItem>();
+  std::vector<int64_t> ids;
+  std::vector<std::string> leases;
+  std::vector<int32_t> lens;
+  std::string blob;
+  for (const Completion& c : completions) {
+    ids.push_back(c.job_id);
+    leases.push_back(c.lease_id);
+    lens.push_back(static_cast<int32_t>(c.result.size()));
+    blob += c.result;
+  }
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared(
+        "ack", IntArrayLiteral(ids), TextArrayLiteral(leases),
+        IntArrayLiteral(lens), pqxx::binarystring(blob.data(), blob.size()));
+    if (r.size() != completions.size()) {
+      return absl::InternalError("ack returned the wrong number of rows");
+    }
+    std::vector<AckItem> out(completions.size());
+    for (const auto& row : r) {
+      size_t ord = row[0].as<size_t>() - 1;
+      AckItem& item = out[ord];
+      const int64_t id = completions[ord].job_id;
+      if (!row[5].is_null()) item.queue = row[5].as<std::string>();
+      if (row[2].as<bool>()) {
+        if (!row[1].is_null()) {
+          item.processing = absl::Microseconds(row[1].as<int64_t>());
+        }
+      } else if (row[3].is_null()) {
+        item.status = absl::NotFoundError(absl::StrCat(
+            "job ", id, " not found: it never existed or already finished"));
+      } else {
+        item.status = LeaseMismatchStatus(
+            id, static_cast<JobState>(row[3].as<int16_t>()),
+            row[4].as<bool>());
+      }
+    }
+    return out;
+  } catch (...) {
+    return ConvertException("ack");
+  }
+}
+
+absl::StatusOr<JobLease> Session::GetJobLease(int64_t job_id) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("get_job_lease", job_id);
+    if (r.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "job ", job_id, " not found: it never existed or already finished"));
+    }
+    JobLease l;
+    l.job_id = job_id;
+    l.queue = r[0][0].as<std::string>();
+    l.state = static_cast<JobState>(r[0][1].as<int16_t>());
+    l.lease_id = r[0][2].as<std::string>();
+    l.attempt = r[0][3].as<int32_t>();
+    l.max_attempts = r[0][4].as<int32_t>();
+    return l;
+  } catch (...) {
+    return ConvertException("get_job_lease");
+  }
+}
+
+absl::StatusOr<NackResult> Session::Nack(const NackParams& p) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r =
+        tx.exec_prepared("nack", p.job_id, p.lease_id, ToMicros(p.retry_delay),
+                         p.error, p.dead_letter);
+    if (r.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", p.job_id, " is no longer held by this lease"));
+    }
+    NackResult out;
+    out.state = static_cast<JobState>(r[0][0].as<int16_t>());
+    if (out.state != JobState::kDead) {
+      out.next_run_at = FromMicros(r[0][1].as<int64_t>());
+    }
+    return out;
+  } catch (...) {
+    return ConvertException("nack");
+  }
+}
+
+absl::StatusOr<absl::Time> Session::ExtendLease(
+    int64_t job_id, const std::string& lease_id,
+    absl::Duration visibility_timeout) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("extend_lease", job_id, lease_id,
+                                      ToMicros(visibility_timeout));
+    if (r.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " is no longer held by this lease"));
+    }
+    return FromMicros(r[0][0].as<int64_t>());
+  } catch (...) {
+    return ConvertException("extend_lease");
+  }
+}
+
+absl::StatusOr<Job> Session::GetJob(int64_t job_id) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("get_job", job_id);
+    if (r.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "job ", job_id,
+          " not found: it never existed, or it finished and was deleted"));
+    }
+    const pqxx::row row = r[0];
+    Job j;
+    j.job_id = row[0].as<int64_t>();
+    j.queue = row[1].as<std::string>();
+    j.state = static_cast<JobState>(row[2].as<int16_t>());
+    j.priority = row[3].as<int16_t>();
+    j.attempt = row[4].as<int32_t>();
+    j.max_attempts = row[5].as<int32_t>();
+    j.payload = Bytes(row[6]);
+    auto h = DecodeHeadersJson(row[7].c_str());
+    if (h.ok()) j.headers = *std::move(h);
+    j.idempotency_key = row[8].as<std::string>();
+    j.enqueued_at = FromMicros(row[9].as<int64_t>());
+    j.run_at = FromMicros(row[10].as<int64_t>());
+    if (!row[11].is_null()) {
+      j.lease_expires_at = FromMicros(row[11].as<int64_t>());
+    }
+    if (!row[12].is_null()) j.finished_at = FromMicros(row[12].as<int64_t>());
+    j.last_error = row[13].as<std::string>();
+    j.result = Bytes(row[14]);
+    j.worker_id = row[15].as<std::string>();
+    return j;
+  } catch (...) {
+    return ConvertException("get_job");
+  }
+}
+
+absl::StatusOr<ReapResult> Session::ReapExpiredLeases(int limit) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::result r = tx.exec_prepared("reap_expired", limit);
+    ReapResult out;
+    out.made_ready = ReadQueueCounts(r, 1);
+    out.dead = ReadQueueCounts(r, 2);
+    for (const auto& [q, n] : out.made_ready) out.total += n;
+    for (const auto& [q, n] : out.dead) out.total += n;
+    return out;
+  } catch (...) {
+    return ConvertException("reap_expired");
+  }
+}
+
+absl::StatusOr<QueueCounts> Session::PromoteScheduled(int limit) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    return ReadQueueCounts(tx.exec_prepared("promote_scheduled", limit), 1);
+  } catch (...) {
+    return ConvertException("promote_scheduled");
+  }
+}
+
+absl::StatusOr<std::optional<absl::Time>> Session::NextScheduledRunAt() {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    pqxx::row r = tx.exec_prepared1("next_scheduled");
+    if (r[0].is_null()) return std::optional<absl::Time>();
+    return std::optional<absl::Time>(FromMicros(r[0].as<int64_t>()));
+  } catch (...) {
+    return ConvertException("next_scheduled");
+  }
+}
+
+absl::StatusOr<int64_t> Session::PurgeFinished(int limit) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    return static_cast<int64_t>(
+        tx.exec_prepared("purge_finished", limit).affected_rows());
+  } catch (...) {
+    return ConvertException("purge_finished");
+  }
+}
+
+absl::StatusOr<int64_t> Session::PurgeIdempotencyKeys(int limit) {
+  try {
+    pqxx::nontransaction tx(conn_->c);
+    return static_cast<int64_t>(
+        tx.exec_prepared("purge_keys", limit).affected_rows());
+  } catch (...) {
+    return ConvertException("purge_keys");
+  }
+}
+
+}  // namespace spool::store

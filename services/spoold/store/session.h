@@ -1,0 +1,124 @@
+// Session: one PostgreSQL connection with spoold's prepared statements. Every
+// method is one SQL statement (or, for migrations, one transaction), so each
+// state change is atomic, and every change to a leased job is fenced by its
+// lease id. libpqxx exceptions never leave this class: they become
+// absl::Status (UNAVAILABLE when the connection is lost, after which broken()
+// is true and the session must be replaced).
+//
+// Not thread-safe: a Session belongs to one thread at a time (see SessionPool).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "store/types.h"
+
+namespace spool::store {
+
+// The outcome of one acknowledgement.
+struct AckItem {
+  absl::Status status;  // OK, NOT_FOUND or FAILED_PRECONDITION.
+  std::string queue;    // Set when the job exists.
+  std::optional<absl::Duration> processing;  // Leased -> acked, when OK.
+};
+
+// What a maintenance pass did, per queue.
+struct ReapResult {
+  QueueCounts made_ready;  // Expired leases returned to the queue.
+  QueueCounts dead;        // Expired on their last attempt.
+  int64_t total = 0;
+};
+
+class Session {
+ public:
+  // Connects and prepares statements. `url` is a libpq URL or key/value string.
+  static absl::StatusOr<std::unique_ptr<Session>> Connect(
+      const std::string& url);
+  ~Session();
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // True after the connection was lost; the session is then useless.
+  bool broken() const { return broken_; }
+
+  // Round trip to the server ("SELECT 1").
+  absl::Status Ping();
+
+  // Creates the queue with default settings if it does not exist, and
+  // returns its settings.
+  absl::StatusOr<QueueConfig> EnsureQueue(const std::string& name);
+
+  // Jobs waiting, ready or leased in `queue`, counting at most `limit`.
+  absl::StatusOr<int64_t> CountActive(const std::string& queue, int64_t limit);
+
+  // Inserts jobs in one statement; idempotency keys that are still held map to
+  // their existing job (duplicate = true). Keys must be unique per queue
+  // within one call. Results are in input order.
+  absl::StatusOr<std::vector<EnqueueResult>> Enqueue(
+      const std::vector<NewJob>& jobs);
+
+  // Leases up to max_jobs ready jobs (FOR UPDATE SKIP LOCKED), in priority
+  // order, each with a fresh lease id and attempt + 1.
+  absl::StatusOr<std::vector<LeasedJob>> Lease(const LeaseParams& params);
+
+  // Returns leased jobs to ready without counting the attempt, fenced by
+  // lease id (used when a long-poll was cancelled while it leased).
+  absl::Status ReleaseLeases(const std::vector<LeasedJob>& jobs);
+
+  // Finishes leased jobs: deleted, or kept with their result when the queue
+  // retains succeeded jobs. One result per completion, in input order.
+  absl::StatusOr<std::vector<AckItem>> Ack(
+      const std::vector<Completion>& completions);
+
+  // Reads the fencing facts of a job; NOT_FOUND when it does not exist.
+  absl::StatusOr<JobLease> GetJobLease(int64_t job_id);
+
+  // Fenced retry or dead-letter. A job whose attempts are used up goes dead.
+  // FAILED_PRECONDITION when the lease is no longer current.
+  absl::StatusOr<NackResult> Nack(const NackParams& params);
+
+  // Fenced lease extension to now + visibility_timeout; returns the expiry.
+  // FAILED_PRECONDITION when the lease is no longer current.
+  absl::StatusOr<absl::Time> ExtendLease(int64_t job_id,
+                                         const std::string& lease_id,
+                                         absl::Duration visibility_timeout);
+
+  absl::StatusOr<Job> GetJob(int64_t job_id);
+
+  // Maintenance, each in bounded batches and safe with several replicas
+  // running it at once (SKIP LOCKED).
+  absl::StatusOr<ReapResult> ReapExpiredLeases(int limit);
+  absl::StatusOr<QueueCounts> PromoteScheduled(int limit);
+  // The earliest run time of a scheduled job, if any.
+  absl::StatusOr<std::optional<absl::Time>> NextScheduledRunAt();
+  absl::StatusOr<int64_t> PurgeFinished(int limit);
+  absl::StatusOr<int64_t> PurgeIdempotencyKeys(int limit);
+
+  // Sends one NOTIFY on `channel` (outside any job-writing transaction).
+  absl::Status Notify(const std::string& channel, const std::string& payload);
+
+  // The database server's clock.
+  absl::StatusOr<absl::Time> Now();
+
+ private:
+  struct Conn;  // Wraps the pqxx::connection, kept out of this header.
+  explicit Session(std::unique_ptr<Conn> conn);
+  // Converts the exception being handled to a status; marks broken_ when the
+  // connection is gone.
+  absl::Status ConvertException(const char* op);
+
+  std::unique_ptr<Conn> conn_;
+  bool broken_ = false;
+};
+
+// Classifies a refused state change on a leased job.
+absl::Status LeaseMismatchStatus(int64_t job_id, JobState state,
+                                 bool same_lease);
+
+}  // namespace spool::store
