@@ -64,8 +64,14 @@ void SpooldServer::Shutdown() {
   LogInfo("shutting down", {{"grace", absl::FormatDuration(
                                           options_.shutdown_grace)}});
   server_->GetHealthCheckService()->Shutdown();
+  // Waiting long-polls return empty; new calls get UNAVAILABLE; calls in
+  // flight finish within the grace period.
   queue_->BeginShutdown();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  const int64_t left = service_->Drain(absl::Now() + options_.shutdown_grace);
+  if (left > 0) LogWarning("calls cut off at shutdown", {{"calls", left}});
+  // Nothing is in flight now: close the listeners and connections at once
+  // (a later deadline only makes gRPC wait for idle clients).
+  server_->Shutdown(absl::ToChronoTime(absl::Now()));
   queue_->Stop();
   pool_->Shutdown();
   server_.reset();

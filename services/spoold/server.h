@@ -12,8 +12,11 @@
 
 namespace grpc {
 class Server;
-class Service;
 }  // namespace grpc
+
+namespace spool::api {
+class JobService;
+}  // namespace spool::api
 
 namespace spool {
 
@@ -47,7 +50,7 @@ class SpooldServer {
   ServerOptions options_;
   std::unique_ptr<store::SessionPool> pool_;
   std::unique_ptr<core::JobQueue> queue_;
-  std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<api::JobService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -4,14 +4,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/convert.h"
 
 namespace spool::api {
 namespace {
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
-                                    const absl::Status& status) {
+// Answers a call that was never counted in (refused while draining).
+grpc::ServerUnaryReactor* FinishUncounted(grpc::CallbackServerContext* ctx,
+                                          const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -36,7 +38,9 @@ void FillEnqueueResponse(const store::EnqueueResult& r,
 class LeaseReactor final : public grpc::ServerUnaryReactor {
  public:
   LeaseReactor(core::JobQueue* queue, core::LeaseInput input,
-               absl::Time deadline, v1::LeaseResponse* resp) {
+               absl::Time deadline, v1::LeaseResponse* resp,
+               std::atomic<int64_t>* in_flight)
+      : in_flight_(in_flight) {
     auto call = queue->Lease(
         std::move(input), deadline,
         [this, resp](absl::StatusOr<std::vector<store::LeasedJob>> jobs) {
@@ -60,31 +64,71 @@ class LeaseReactor final : public grpc::ServerUnaryReactor {
     if (call) call->Cancel();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    in_flight_->fetch_sub(1);
+    delete this;
+  }
 
  private:
+  std::atomic<int64_t>* const in_flight_;
   absl::Mutex mu_;
   std::shared_ptr<core::LeaseCall> call_ ABSL_GUARDED_BY(mu_);
 };
 
+constexpr char kDraining[] =
+    "spoold is shutting down; retry the call (another replica will take it)";
+
 }  // namespace
+
+bool JobService::Enter() {
+  in_flight_.fetch_add(1);
+  if (draining_.load()) {
+    in_flight_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+grpc::ServerUnaryReactor* JobService::Reject(grpc::CallbackServerContext* ctx,
+                                             const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  Finish(reactor, ToGrpcStatus(status));
+  return reactor;
+}
+
+void JobService::Finish(grpc::ServerUnaryReactor* reactor,
+                        const grpc::Status& status) {
+  reactor->Finish(status);
+  in_flight_.fetch_sub(1);
+}
+
+int64_t JobService::Drain(absl::Time deadline) {
+  draining_ = true;
+  while (in_flight_.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return in_flight_.load();
+}
 
 grpc::ServerUnaryReactor* JobService::Enqueue(grpc::CallbackServerContext* ctx,
                                               const v1::EnqueueRequest* req,
                                               v1::EnqueueResponse* resp) {
+  if (!Enter()) {
+    return FinishUncounted(ctx, absl::UnavailableError(kDraining));
+  }
   if (!req->has_job()) {
-    return FinishNow(ctx, absl::InvalidArgumentError("job is required"));
+    return Reject(ctx, absl::InvalidArgumentError("job is required"));
   }
   auto job = FromProto(req->job(), "job");
-  if (!job.ok()) return FinishNow(ctx, job.status());
+  if (!job.ok()) return Reject(ctx, job.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   std::vector<core::JobInput> jobs;
   jobs.push_back(*std::move(job));
   queue_->Enqueue(
       std::move(jobs), /*batch=*/false,
-      [reactor, resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
+      [this, reactor, resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
         if (r.ok()) FillEnqueueResponse(r->front(), resp);
-        reactor->Finish(ToGrpcStatus(r.status()));
+        Finish(reactor, ToGrpcStatus(r.status()));
       });
   return reactor;
 }
@@ -92,8 +136,11 @@ grpc::ServerUnaryReactor* JobService::Enqueue(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* JobService::EnqueueBatch(
     grpc::CallbackServerContext* ctx, const v1::EnqueueBatchRequest* req,
     v1::EnqueueBatchResponse* resp) {
+  if (!Enter()) {
+    return FinishUncounted(ctx, absl::UnavailableError(kDraining));
+  }
   if (req->jobs_size() > queue_->limits().max_batch_jobs) {
-    return FinishNow(ctx, absl::InvalidArgumentError(absl::StrCat(
+    return Reject(ctx, absl::InvalidArgumentError(absl::StrCat(
                               "jobs has ", req->jobs_size(),
                               " entries; the limit is ",
                               queue_->limits().max_batch_jobs, " per call")));
@@ -102,17 +149,17 @@ grpc::ServerUnaryReactor* JobService::EnqueueBatch(
   jobs.reserve(req->jobs_size());
   for (int i = 0; i < req->jobs_size(); ++i) {
     auto job = FromProto(req->jobs(i), absl::StrCat("jobs[", i, "]"));
-    if (!job.ok()) return FinishNow(ctx, job.status());
+    if (!job.ok()) return Reject(ctx, job.status());
     jobs.push_back(*std::move(job));
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   queue_->Enqueue(
       std::move(jobs), /*batch=*/true,
-      [reactor, resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
+      [this, reactor, resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
         if (r.ok()) {
           for (const auto& item : *r) FillEnqueueResponse(item, resp->add_results());
         }
-        reactor->Finish(ToGrpcStatus(r.status()));
+        Finish(reactor, ToGrpcStatus(r.status()));
       });
   return reactor;
 }
@@ -120,14 +167,21 @@ grpc::ServerUnaryReactor* JobService::EnqueueBatch(
 grpc::ServerUnaryReactor* JobService::Lease(grpc::CallbackServerContext* ctx,
                                             const v1::LeaseRequest* req,
                                             v1::LeaseResponse* resp) {
+  if (!Enter()) {
+    return FinishUncounted(ctx, absl::UnavailableError(kDraining));
+  }
   auto input = FromProto(*req);
-  if (!input.ok()) return FinishNow(ctx, input.status());
-  return new LeaseReactor(queue_, *std::move(input), Deadline(ctx), resp);
+  if (!input.ok()) return Reject(ctx, input.status());
+  return new LeaseReactor(queue_, *std::move(input), Deadline(ctx), resp,
+                          &in_flight_);
 }
 
 grpc::ServerUnaryReactor* JobService::Ack(grpc::CallbackServerContext* ctx,
                                           const v1::AckRequest* req,
                                           v1::AckResponse* resp) {
+  if (!Enter()) {
+    return FinishUncounted(ctx, absl::UnavailableError(kDraining));
+  }
   std::vector<core::CompletionInput> completions;
   completions.reserve(req->completions_size());
   for (const v1::Completion& c : req->completions()) {
@@ -138,7 +192,7 @@ grpc::ServerUnaryReactor* JobService::Ack(grpc::CallbackServerContext* ctx,
   for (const auto& c : completions) ids.push_back(c.job_id);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   queue_->Ack(std::move(completions),
-              [reactor, resp, ids = std::move(ids)](
+              [this, reactor, resp, ids = std::move(ids)](
                   absl::StatusOr<std::vector<absl::Status>> r) {
                 if (r.ok()) {
                   for (size_t i = 0; i < r->size(); ++i) {
@@ -148,7 +202,7 @@ grpc::ServerUnaryReactor* JobService::Ack(grpc::CallbackServerContext* ctx,
                     item->set_message(std::string((*r)[i].message()));
                   }
                 }
-                reactor->Finish(ToGrpcStatus(r.status()));
+                Finish(reactor, ToGrpcStatus(r.status()));
               });
   return reactor;
 }
@@ -156,18 +210,21 @@ grpc::ServerUnaryReactor* JobService::Ack(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* JobService::Nack(grpc::CallbackServerContext* ctx,
                                            const v1::NackRequest* req,
                                            v1::NackResponse* resp) {
+  if (!Enter()) {
+    return FinishUncounted(ctx, absl::UnavailableError(kDraining));
+  }
   auto input = FromProto(*req);
-  if (!input.ok()) return FinishNow(ctx, input.status());
+  if (!input.ok()) return Reject(ctx, input.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   queue_->Nack(*std::move(input),
-               [reactor, resp](absl::StatusOr<store::NackResult> r) {
+               [this, reactor, resp](absl::StatusOr<store::NackResult> r) {
                  if (r.ok()) {
                    resp->set_state(ToProto(r->state));
                    if (r->next_run_at) {
                      ToProto(*r->next_run_at, resp->mutable_next_run_at());
                    }
                  }
-                 reactor->Finish(ToGrpcStatus(r.status()));
+                 Finish(reactor, ToGrpcStatus(r.status()));
                });
   return reactor;
 }
@@ -175,19 +232,22 @@ grpc::ServerUnaryReactor* JobService::Nack(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* JobService::ExtendLease(
     grpc::CallbackServerContext* ctx, const v1::ExtendLeaseRequest* req,
     v1::ExtendLeaseResponse* resp) {
+  if (!Enter()) {
+    return FinishUncounted(ctx, absl::UnavailableError(kDraining));
+  }
   std::optional<absl::Duration> timeout;
   if (req->has_visibility_timeout()) {
     auto d = FromProto(req->visibility_timeout(), "visibility_timeout");
-    if (!d.ok()) return FinishNow(ctx, d.status());
+    if (!d.ok()) return Reject(ctx, d.status());
     timeout = *d;
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   queue_->ExtendLease(req->job_id(), req->lease_id(), timeout,
-                      [reactor, resp](absl::StatusOr<absl::Time> r) {
+                      [this, reactor, resp](absl::StatusOr<absl::Time> r) {
                         if (r.ok()) {
                           ToProto(*r, resp->mutable_lease_expires_at());
                         }
-                        reactor->Finish(ToGrpcStatus(r.status()));
+                        Finish(reactor, ToGrpcStatus(r.status()));
                       });
   return reactor;
 }
@@ -195,10 +255,13 @@ grpc::ServerUnaryReactor* JobService::ExtendLease(
 grpc::ServerUnaryReactor* JobService::GetJob(grpc::CallbackServerContext* ctx,
                                              const v1::GetJobRequest* req,
                                              v1::Job* resp) {
+  if (!Enter()) {
+    return FinishUncounted(ctx, absl::UnavailableError(kDraining));
+  }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  queue_->GetJob(req->job_id(), [reactor, resp](absl::StatusOr<store::Job> r) {
+  queue_->GetJob(req->job_id(), [this, reactor, resp](absl::StatusOr<store::Job> r) {
     if (r.ok()) ToProto(*r, resp);
-    reactor->Finish(ToGrpcStatus(r.status()));
+    Finish(reactor, ToGrpcStatus(r.status()));
   });
   return reactor;
 }

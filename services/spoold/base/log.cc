@@ -1,5 +1,6 @@
 #include "base/log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 
@@ -115,16 +116,38 @@ std::string RedactDatabaseUrl(std::string_view url) {
       s.replace(colon + 1, at - colon - 1, "***");
     }
   }
-  // Key/value form and URL query parameters: password=...
-  for (std::string_view key : {"password="}) {
-    size_t pos = 0;
-    while ((pos = s.find(key, pos)) != std::string::npos) {
-      size_t start = pos + key.size();
-      size_t end = s.find_first_of(" &", start);
-      if (end == std::string::npos) end = s.size();
-      s.replace(start, end - start, "***");
-      pos = start + 3;
+  // Key/value form (password=..., password = '...', also sslpassword) and
+  // URL query parameters (?password=...&...). In a URL, "://" comes before
+  // any '='; in key/value form, the first keyword's '=' comes first.
+  const bool is_url = scheme != std::string::npos && s.find('=') > scheme;
+  constexpr std::string_view kKey = "password";
+  size_t pos = 0;
+  while ((pos = s.find(kKey, pos)) != std::string::npos) {
+    size_t eq = pos + kKey.size();
+    while (!is_url && eq < s.size() && absl::ascii_isspace(s[eq])) ++eq;
+    if (eq >= s.size() || s[eq] != '=') {
+      pos += kKey.size();
+      continue;
     }
+    size_t start = eq + 1;
+    size_t end;
+    if (is_url) {
+      end = s.find('&', start);
+    } else {
+      while (start < s.size() && absl::ascii_isspace(s[start])) ++start;
+      if (start < s.size() && s[start] == '\'') {
+        // Quoted value: up to the closing quote; backslash escapes.
+        end = start + 1;
+        while (end < s.size() && s[end] != '\'') end += s[end] == '\\' ? 2 : 1;
+        end = std::min(end + 1, s.size());
+      } else {
+        end = start;
+        while (end < s.size() && !absl::ascii_isspace(s[end])) ++end;
+      }
+    }
+    if (end == std::string::npos) end = s.size();
+    s.replace(start, end - start, "***");
+    pos = start + 3;
   }
   return s;
 }

@@ -9,7 +9,7 @@ absl::Duration RetryBackoff(const store::QueueConfig& queue, int attempt,
                             double unit_random) {
   const double initial = absl::ToDoubleSeconds(queue.backoff_initial);
   const double cap = absl::ToDoubleSeconds(queue.backoff_max);
-  const int exponent = std::max(0, attempt - 1);
+  const int exponent = attempt > 1 ? attempt - 1 : 0;  // No INT_MIN - 1.
   // Grows past the cap quickly; pow of a large exponent is inf, min() fixes it.
   double seconds = std::min(cap, initial * std::pow(queue.backoff_factor,
                                                     exponent));

@@ -186,6 +186,7 @@ void JobQueue::Start() {
   }
   ScheduleHealthCheck();
   ScheduleMaintenance(absl::Now());
+  ScheduleFallbackPoll();
 }
 
 void JobQueue::BeginShutdown() {
@@ -469,9 +470,16 @@ void JobQueue::ScheduleMaintenance(absl::Time when) {
       if (retention) next_retention_ = absl::Now() + options_.retention_interval;
     }
     RunMaintenance(retention);
-    // Fallback poll: every queue with waiters looks once more.
-    hub_.NotifyEachQueue();
     ScheduleMaintenance(absl::Now() + options_.maintenance_interval);
+  });
+}
+
+void JobQueue::ScheduleFallbackPoll() {
+  if (stopped_) return;
+  timer_.Schedule(absl::Now() + options_.fallback_poll, [this] {
+    // Every queue with waiters looks once more, in case a wake-up was lost.
+    hub_.NotifyEachQueue();
+    ScheduleFallbackPoll();
   });
 }
 

@@ -131,6 +131,7 @@ class JobQueue {
   void OnNotification(const std::string& payload);
   void NoteScheduled(absl::Time when);
   void ScheduleMaintenance(absl::Time when);
+  void ScheduleFallbackPoll();
   void RunMaintenance(bool retention);
   void ScheduleHealthCheck();
   void SetHealthy(bool healthy);

@@ -1,5 +1,7 @@
 #include "core/validation.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -180,8 +182,11 @@ absl::StatusOr<int64_t> ParseJobId(absl::string_view id,
                                    absl::string_view field) {
   if (id.empty()) return Invalid(field, "is required");
   int64_t v = 0;
-  if (id.size() > 19 || !absl::SimpleAtoi(id, &v) || v <= 0 ||
-      !absl::ascii_isdigit(static_cast<unsigned char>(id[0]))) {
+  // SimpleAtoi alone would also take a sign and surrounding whitespace.
+  const bool all_digits = std::all_of(id.begin(), id.end(), [](char c) {
+    return absl::ascii_isdigit(static_cast<unsigned char>(c));
+  });
+  if (id.size() > 19 || !all_digits || !absl::SimpleAtoi(id, &v) || v <= 0) {
     return Invalid(field, absl::StrCat("\"", id.substr(0, 64),
                                        "\" is not a Spool job id"));
   }
@@ -213,6 +218,15 @@ std::string SanitizeErrorText(absl::string_view error, int max_bytes) {
   }
   if (out.size() <= static_cast<size_t>(max_bytes)) return out;
   static constexpr absl::string_view kMarker = "…[truncated]";
+  if (max_bytes < static_cast<int>(kMarker.size())) {
+    // No room for the marker: cut without one (below, on a UTF-8 boundary).
+    size_t cut = std::max(max_bytes, 0);
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) {
+      --cut;
+    }
+    out.resize(cut);
+    return out;
+  }
   size_t cut = max_bytes - kMarker.size();
   // Do not split a UTF-8 sequence: back up over continuation bytes.
   while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) {

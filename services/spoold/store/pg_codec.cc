@@ -148,6 +148,8 @@ class JsonObjectReader {
         case 'u': {
           uint32_t cp;
           if (!ReadHex4(cp)) return false;
+          // A lone low surrogate would become invalid UTF-8.
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return false;
           if (cp >= 0xD800 && cp <= 0xDBFF) {
             uint32_t lo;
             if (!Consume('\\') || !Consume('u') || !ReadHex4(lo) ||

@@ -1,0 +1,160 @@
+// Crash behaviour: kill -9 of spoold while jobs are leased or being enqueued,
+// a PostgreSQL restart under load, and graceful SIGTERM.
+#include <signal.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "tests/services/spoold/api_helpers.h"
+
+namespace spool::testing {
+namespace {
+
+using Serving = grpc::health::v1::HealthCheckResponse;
+
+class CrashTest : public SpooldTest {};
+
+TEST_F(CrashTest, Kill9WhileJobsAreLeasedLosesNoJob) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.insert(api_->MustEnqueue("crash", "x"));
+  auto leased = api_->LeaseJobs("crash", 20, absl::ZeroDuration(),
+                                absl::Seconds(2));
+  ASSERT_EQ(leased.size(), 20u);
+  ASSERT_TRUE(server_->Kill9().ok());
+  ASSERT_TRUE(server_->Restart().ok()) << server_->LogTail();
+  Api api(server_->Channel());
+  std::set<std::string> seen;
+  int redelivered = 0;
+  absl::Time until = absl::Now() + absl::Seconds(30);
+  while (seen.size() < ids.size() && absl::Now() < until) {
+    auto jobs = api.LeaseJobs("crash", 50, absl::Seconds(1));
+    for (const auto& j : jobs) {
+      EXPECT_TRUE(seen.insert(j.job_id()).second) << j.job_id();
+      if (j.attempt() == 2) ++redelivered;
+      EXPECT_EQ(api.AckOne(j.job_id(), j.lease_id()), 0);
+    }
+  }
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(redelivered, 20);
+  EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs"), 0);
+}
+
+TEST_F(CrashTest, Kill9DuringEnqueuesKeepsEveryAcknowledgedJob) {
+  absl::Mutex mu;
+  std::set<std::string> acknowledged;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 4; ++p) {
+    producers.emplace_back([&] {
+      Api api(server_->NewChannel());
+      while (!stop.load()) {
+        v1::JobSpec spec;
+        spec.set_queue("enqcrash");
+        v1::EnqueueResponse resp;
+        if (api.Enqueue(spec, &resp, absl::Seconds(2)).ok()) {
+          absl::MutexLock lock(&mu);
+          acknowledged.insert(resp.job_id());
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(700));
+  ASSERT_TRUE(server_->Kill9().ok());
+  absl::SleepFor(absl::Milliseconds(200));
+  stop = true;
+  for (auto& t : producers) t.join();
+  ASSERT_GT(acknowledged.size(), 10u);
+  // Every job the server acknowledged is committed.
+  std::string list;
+  for (const auto& id : acknowledged) {
+    if (!list.empty()) list += ",";
+    list += id;
+  }
+  EXPECT_EQ(QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs WHERE "
+                                        "id IN (", list, ")")),
+            static_cast<int64_t>(acknowledged.size()));
+}
+
+TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
+  TestPostgres* pg = SharedPostgres();
+  absl::Mutex mu;
+  std::set<std::string> acknowledged;
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 4; ++p) {
+    producers.emplace_back([&] {
+      Api api(server_->NewChannel());
+      while (!stop.load()) {
+        v1::JobSpec spec;
+        spec.set_queue("pgrestart");
+        v1::EnqueueResponse resp;
+        grpc::Status s = api.Enqueue(spec, &resp, absl::Seconds(5));
+        if (s.ok()) {
+          absl::MutexLock lock(&mu);
+          acknowledged.insert(resp.job_id());
+        } else {
+          EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
+              << s.error_message();
+          ++failures;
+          absl::SleepFor(absl::Milliseconds(20));
+        }
+      }
+    });
+  }
+  const int pid = server_->Pid();
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(pg->Stop().ok());
+  EXPECT_TRUE(server_->WaitForHealth(Serving::NOT_SERVING, absl::Seconds(15)).ok())
+      << server_->LogTail();
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(pg->StartAgain().ok()) << pg->LogTail();
+  EXPECT_TRUE(server_->WaitForHealth(Serving::SERVING, absl::Seconds(15)).ok())
+      << server_->LogTail();
+  size_t before;
+  {
+    absl::MutexLock lock(&mu);
+    before = acknowledged.size();
+  }
+  absl::SleepFor(absl::Milliseconds(1000));
+  stop = true;
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(server_->Pid(), pid);  // Same process throughout.
+  EXPECT_GT(failures.load(), 0);   // The outage was seen...
+  EXPECT_GT(acknowledged.size(), before);  // ...and enqueues work again.
+  // Leases work again too, and every acknowledged job is there.
+  EXPECT_FALSE(api_->LeaseJobs("pgrestart", 1, absl::Seconds(5)).empty());
+  EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs"),
+            static_cast<int64_t>(acknowledged.size()));
+}
+
+TEST_F(CrashTest, SigtermReturnsWaitingPollsEmptyAndExitsZero) {
+  std::vector<std::thread> waiters;
+  std::atomic<int> empty_ok{0};
+  for (int i = 0; i < 5; ++i) {
+    waiters.emplace_back([&] {
+      Api api(server_->Channel());
+      v1::LeaseRequest req;
+      req.set_queue("term");
+      *req.mutable_wait() = Dur(absl::Seconds(25));
+      v1::LeaseResponse resp;
+      grpc::Status s = api.Lease(req, &resp);
+      if (s.ok() && resp.jobs_size() == 0) ++empty_ok;
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(500));
+  absl::Time start = absl::Now();
+  auto code = server_->Terminate(absl::Seconds(20));
+  for (auto& t : waiters) t.join();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(empty_ok.load(), 5);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+}  // namespace
+}  // namespace spool::testing
