@@ -167,7 +167,33 @@ JobQueue::JobQueue(store::SessionPool* pool, JobQueueOptions options,
                    Observer* observer)
     : pool_(pool),
       options_(std::move(options)),
-      observer_(observer != nullptr ? observer : &null_observer_) {}
+      observer_(observer != nullptr ? observer : &null_observer_) {
+  typename GroupCommit<PendingEnqueue>::Options eo;
+  eo.max_in_flight = options_.group_commit_in_flight;
+  enqueues_ = std::make_unique<GroupCommit<PendingEnqueue>>(
+      pool_, eo,
+      [](const PendingEnqueue& p) {
+        size_t bytes = 0;
+        for (const JobInput& j : p.jobs) bytes += j.payload.size();
+        return std::make_pair(p.jobs.size(), bytes);
+      },
+      [this](absl::StatusOr<store::Session*> s,
+             std::vector<PendingEnqueue>& group) {
+        ProcessEnqueues(s, group);
+      });
+  typename GroupCommit<PendingAck>::Options ao;
+  ao.max_in_flight = options_.group_commit_in_flight;
+  acks_ = std::make_unique<GroupCommit<PendingAck>>(
+      pool_, ao,
+      [](const PendingAck& p) {
+        size_t bytes = 0;
+        for (const store::Completion& c : p.valid) bytes += c.result.size();
+        return std::make_pair(p.valid.size(), bytes);
+      },
+      [this](absl::StatusOr<store::Session*> s, std::vector<PendingAck>& group) {
+        ProcessAcks(s, group);
+      });
+}
 
 JobQueue::~JobQueue() { Stop(); }
 
@@ -251,58 +277,87 @@ void JobQueue::Enqueue(std::vector<JobInput> jobs, bool batch,
       return;
     }
   }
-  pool_->Submit([this, jobs = std::move(jobs), done = std::move(done)](
-                    absl::StatusOr<store::Session*> session) mutable {
-    if (!session.ok()) {
-      done(session.status());
-      return;
-    }
-    store::Session* s = *session;
-    // Settings and depth checks per distinct queue.
-    absl::flat_hash_map<std::string, store::QueueConfig> configs;
-    absl::flat_hash_map<std::string, int64_t> per_queue;
-    for (const JobInput& j : jobs) ++per_queue[j.queue];
-    for (const auto& [name, count] : per_queue) {
-      auto config = QueueConfigFor(s, name);
+  enqueues_->Add(PendingEnqueue{std::move(jobs), std::move(done)});
+}
+
+void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
+                               std::vector<PendingEnqueue>& group) {
+  if (!session.ok()) {
+    for (PendingEnqueue& p : group) p.done(session.status());
+    return;
+  }
+  store::Session* s = *session;
+  // Settings of each distinct queue.
+  absl::flat_hash_map<std::string, store::QueueConfig> configs;
+  for (const PendingEnqueue& p : group) {
+    for (const JobInput& j : p.jobs) {
+      if (configs.contains(j.queue)) continue;
+      auto config = QueueConfigFor(s, j.queue);
       if (!config.ok()) {
-        done(config.status());
+        for (PendingEnqueue& q : group) q.done(config.status());
         return;
       }
-      if (config->max_depth > 0) {
-        auto active = s->CountActive(name, config->max_depth);
-        if (!active.ok()) {
-          done(active.status());
-          return;
-        }
-        if (*active + count > config->max_depth) {
-          done(absl::ResourceExhaustedError(absl::StrCat(
-              "queue ", name, " is full: ", *active,
-              " jobs are waiting or running and its max depth is ",
-              config->max_depth, "; retry later")));
-          return;
-        }
-      }
-      configs.emplace(name, *std::move(config));
+      configs.emplace(j.queue, *std::move(config));
     }
-    // Build rows; a key repeated within the call maps to its first job.
-    std::vector<store::NewJob> rows;
-    rows.reserve(jobs.size());
-    std::vector<int> row_of(jobs.size(), -1);
-    std::vector<int> same_as(jobs.size(), -1);
-    absl::flat_hash_map<std::pair<std::string, std::string>, int> first_key;
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      JobInput& in = jobs[i];
+  }
+  // Depth limits, request by request in arrival order: a request that would
+  // overfill a queue is refused alone.
+  absl::flat_hash_map<std::string, int64_t> depth;
+  std::vector<bool> accepted(group.size(), true);
+  for (size_t r = 0; r < group.size(); ++r) {
+    absl::flat_hash_map<std::string, int64_t> adds;
+    for (const JobInput& j : group[r].jobs) {
+      if (configs[j.queue].max_depth > 0) ++adds[j.queue];
+    }
+    for (const auto& [name, count] : adds) {
+      const int64_t max_depth = configs[name].max_depth;
+      if (!depth.contains(name)) {
+        auto active = s->CountActive(name, max_depth);
+        if (!active.ok()) {
+          for (PendingEnqueue& q : group) q.done(active.status());
+          return;
+        }
+        depth[name] = *active;
+      }
+      if (depth[name] + count > max_depth) {
+        accepted[r] = false;
+        group[r].done(absl::ResourceExhaustedError(absl::StrCat(
+            "queue ", name, " is full: ", depth[name],
+            " jobs are waiting or running and its max depth is ", max_depth,
+            "; retry later")));
+        break;
+      }
+    }
+    if (accepted[r]) {
+      for (const auto& [name, count] : adds) depth[name] += count;
+    }
+  }
+  // One row per new job; an idempotency key repeated within the group maps
+  // to its first job.
+  struct Slot {
+    int row = -1;      // Row inserted for this job, or
+    int same_as = -1;  // the row of the job with the same key.
+  };
+  std::vector<store::NewJob> rows;
+  std::vector<std::vector<Slot>> slots(group.size());
+  absl::flat_hash_map<std::pair<std::string, std::string>, int> first_key;
+  for (size_t r = 0; r < group.size(); ++r) {
+    if (!accepted[r]) continue;
+    slots[r].resize(group[r].jobs.size());
+    for (size_t i = 0; i < group[r].jobs.size(); ++i) {
+      JobInput& in = group[r].jobs[i];
       if (!in.idempotency_key.empty()) {
         auto [it, inserted] = first_key.emplace(
-            std::make_pair(in.queue, in.idempotency_key), static_cast<int>(i));
+            std::make_pair(in.queue, in.idempotency_key),
+            static_cast<int>(rows.size()));
         if (!inserted) {
-          same_as[i] = it->second;
+          slots[r][i].same_as = it->second;
           continue;
         }
       }
       const store::QueueConfig& config = configs[in.queue];
       store::NewJob row;
-      row.queue = in.queue;
+      row.queue = std::move(in.queue);
       row.payload = std::move(in.payload);
       row.priority = static_cast<int16_t>(in.priority);
       row.run_at = in.run_at;
@@ -313,54 +368,62 @@ void JobQueue::Enqueue(std::vector<JobInput> jobs, bool batch,
       row.idempotency_window = config.idempotency_window;
       row.headers = std::move(in.headers);
       std::sort(row.headers.begin(), row.headers.end());
-      row_of[i] = static_cast<int>(rows.size());
+      slots[r][i].row = static_cast<int>(rows.size());
       rows.push_back(std::move(row));
     }
-    absl::Time start = absl::Now();
-    auto inserted = s->Enqueue(rows);
-    observer_->OnDatabaseRoundTrip("enqueue", absl::Now() - start);
-    if (!inserted.ok()) {
-      done(inserted.status());
-      return;
+  }
+  if (rows.empty()) {
+    for (size_t r = 0; r < group.size(); ++r) {
+      if (accepted[r]) group[r].done(std::vector<store::EnqueueResult>());
     }
-    std::vector<store::EnqueueResult> out(jobs.size());
-    absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> counts;
-    absl::Time earliest = absl::InfiniteFuture();
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      if (row_of[i] >= 0) {
-        out[i] = (*inserted)[row_of[i]];
-        const store::NewJob& row = rows[row_of[i]];
-        auto& [created, duplicates] = counts[row.queue];
-        if (out[i].duplicate) {
-          ++duplicates;
-        } else {
-          ++created;
-          if (out[i].scheduled_for.has_value()) {
-            earliest = std::min(earliest, *out[i].scheduled_for);
-          }
-        }
-      } else {
-        out[i] = (*inserted)[row_of[same_as[i]]];
+    return;
+  }
+  absl::Time start = absl::Now();
+  auto inserted = s->Enqueue(rows);
+  if (absl::IsAborted(inserted.status())) {
+    inserted = s->Enqueue(rows);  // A serialization conflict: once more.
+  }
+  observer_->OnDatabaseRoundTrip("enqueue", absl::Now() - start);
+  if (!inserted.ok()) {
+    for (size_t r = 0; r < group.size(); ++r) {
+      if (accepted[r]) group[r].done(inserted.status());
+    }
+    return;
+  }
+  absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> counts;
+  absl::flat_hash_map<std::string, int64_t> ready;
+  absl::Time earliest = absl::InfiniteFuture();
+  for (size_t r = 0; r < group.size(); ++r) {
+    if (!accepted[r]) continue;
+    std::vector<store::EnqueueResult> out(slots[r].size());
+    for (size_t i = 0; i < slots[r].size(); ++i) {
+      const Slot& slot = slots[r][i];
+      const int row = slot.row >= 0 ? slot.row : slot.same_as;
+      out[i] = (*inserted)[row];
+      auto& [created, duplicates] = counts[rows[row].queue];
+      if (slot.row < 0) {
         out[i].duplicate = true;
         out[i].scheduled_for.reset();
-        ++counts[jobs[i].queue].second;
+      }
+      if (out[i].duplicate) {
+        ++duplicates;
+      } else {
+        ++created;
+        if (out[i].scheduled_for.has_value()) {
+          earliest = std::min(earliest, *out[i].scheduled_for);
+        } else {
+          ++ready[rows[row].queue];
+        }
       }
     }
-    // Answer first; waking waiters can follow.
-    done(out);
-    for (const auto& [queue, c] : counts) {
-      observer_->OnEnqueued(queue, c.first, c.second);
-    }
-    absl::flat_hash_map<std::string, int64_t> ready;
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (row_of[i] >= 0 && !out[i].duplicate &&
-          !out[i].scheduled_for.has_value()) {
-        ++ready[rows[row_of[i]].queue];
-      }
-    }
-    for (const auto& [queue, n] : ready) JobsReady(queue, n, true);
-    if (earliest != absl::InfiniteFuture()) NoteScheduled(earliest);
-  });
+    group[r].done(std::move(out));
+  }
+  // Answer first; waking waiters can follow.
+  for (const auto& [queue, c] : counts) {
+    observer_->OnEnqueued(queue, c.first, c.second);
+  }
+  for (const auto& [queue, n] : ready) JobsReady(queue, n, true);
+  if (earliest != absl::InfiniteFuture()) NoteScheduled(earliest);
 }
 
 std::shared_ptr<LeaseCall> JobQueue::Lease(
@@ -619,30 +682,39 @@ void JobQueue::Ack(std::vector<CompletionInput> completions,
     done(std::move(results));
     return;
   }
-  pool_->Submit([this, valid = std::move(valid), index = std::move(index),
-                 results = std::move(results), done = std::move(done)](
-                    absl::StatusOr<store::Session*> session) mutable {
-    if (!session.ok()) {
-      done(session.status());
-      return;
-    }
-    absl::Time start = absl::Now();
-    auto acked = (*session)->Ack(valid);
-    observer_->OnDatabaseRoundTrip("ack", absl::Now() - start);
-    if (!acked.ok()) {
-      done(acked.status());
-      return;
-    }
-    for (size_t k = 0; k < index.size(); ++k) {
+  acks_->Add(PendingAck{std::move(valid), std::move(index), std::move(results),
+                        std::move(done)});
+}
+
+void JobQueue::ProcessAcks(absl::StatusOr<store::Session*> session,
+                           std::vector<PendingAck>& group) {
+  if (!session.ok()) {
+    for (PendingAck& p : group) p.done(session.status());
+    return;
+  }
+  std::vector<store::Completion> all;
+  for (PendingAck& p : group) {
+    for (store::Completion& c : p.valid) all.push_back(std::move(c));
+  }
+  absl::Time start = absl::Now();
+  auto acked = (*session)->Ack(all);
+  observer_->OnDatabaseRoundTrip("ack", absl::Now() - start);
+  if (!acked.ok()) {
+    for (PendingAck& p : group) p.done(acked.status());
+    return;
+  }
+  size_t k = 0;
+  for (PendingAck& p : group) {
+    for (size_t i = 0; i < p.index.size(); ++i, ++k) {
       store::AckItem& item = (*acked)[k];
-      results[index[k]] = item.status;
+      p.results[p.index[i]] = item.status;
       if (item.status.ok()) {
         observer_->OnAcked(item.queue,
                            item.processing.value_or(absl::ZeroDuration()));
       }
     }
-    done(std::move(results));
-  });
+    p.done(std::move(p.results));
+  }
 }
 
 void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/group_commit.h"
 #include "core/limits.h"
 #include "core/observer.h"
 #include "core/timer.h"
@@ -58,6 +59,9 @@ struct JobQueueOptions {
   // A long-poll returns this long before the caller's deadline.
   absl::Duration deadline_margin = absl::Milliseconds(50);
   std::string notify_channel = "spool_jobs";
+  // Enqueue and Ack statements (each combining every call waiting) that may
+  // run at once.
+  int group_commit_in_flight = 2;
   // Identifies this replica in notifications (to ignore its own).
   std::string replica_id;
   bool listen = true;
@@ -124,6 +128,21 @@ class JobQueue {
   class PollCall;
   friend class PollCall;
 
+  struct PendingEnqueue {
+    std::vector<JobInput> jobs;
+    Callback<std::vector<store::EnqueueResult>> done;
+  };
+  struct PendingAck {
+    std::vector<store::Completion> valid;
+    std::vector<size_t> index;  // Position of each valid completion.
+    std::vector<absl::Status> results;
+    Callback<std::vector<absl::Status>> done;
+  };
+  void ProcessEnqueues(absl::StatusOr<store::Session*> session,
+                       std::vector<PendingEnqueue>& group);
+  void ProcessAcks(absl::StatusOr<store::Session*> session,
+                   std::vector<PendingAck>& group);
+
   absl::StatusOr<store::QueueConfig> QueueConfigFor(store::Session* session,
                                                     const std::string& name);
   void Publish(const std::string& queue);
@@ -144,6 +163,8 @@ class JobQueue {
   WakeHub hub_;
   Timer timer_;
   std::unique_ptr<store::Listener> listener_;
+  std::unique_ptr<GroupCommit<PendingEnqueue>> enqueues_;
+  std::unique_ptr<GroupCommit<PendingAck>> acks_;
 
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> stopped_{false};

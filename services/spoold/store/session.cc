@@ -68,6 +68,7 @@ WITH input AS MATERIALIZED (
 claims AS (
   INSERT INTO spool_idempotency_keys AS k (queue, key, job_id, expires_at)
   SELECT queue, key, new_id, key_expires FROM input WHERE key IS NOT NULL
+  ORDER BY queue, key  -- One lock order for all writers: no deadlocks.
   ON CONFLICT (queue, key) DO UPDATE SET
     job_id = CASE WHEN k.expires_at <= now() AND NOT EXISTS (
                  SELECT 1 FROM spool_jobs j WHERE j.id = k.job_id AND j.state <= 3)
