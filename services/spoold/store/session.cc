@@ -271,6 +271,13 @@ QueueCounts ReadQueueCounts(const pqxx::result& res, int column) {
 
 }  // namespace
 
+std::string StatementSql(absl::string_view name) {
+  for (const Statement& s : Statements()) {
+    if (name == s.name) return s.sql;
+  }
+  return std::string();
+}
+
 absl::Status LeaseMismatchStatus(int64_t job_id, JobState state,
                                  bool same_lease) {
   switch (state) {

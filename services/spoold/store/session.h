@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "store/types.h"
 
@@ -116,6 +117,10 @@ class Session {
   std::unique_ptr<Conn> conn_;
   bool broken_ = false;
 };
+
+// The SQL of one of the prepared statements, by name ("lease", "enqueue",
+// ...): for plan checks in tests and for operators reading EXPLAIN output.
+std::string StatementSql(absl::string_view name);
 
 // Classifies a refused state change on a leased job.
 absl::Status LeaseMismatchStatus(int64_t job_id, JobState state,

@@ -1,0 +1,178 @@
+// The store against real PostgreSQL: the lease query's plan on a large table,
+// SKIP LOCKED exclusivity between concurrent sessions, and migrations.
+#include "store/session.h"
+
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/migrator.h"
+#include "tests/support/test_postgres.h"
+
+namespace spool::store {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto url = testing::SharedPostgres()->CreateDatabase();
+    ASSERT_TRUE(url.ok()) << url.status();
+    url_ = *url;
+    auto applied = ApplyMigrations(url_);
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    EXPECT_EQ(*applied, static_cast<int>(EmbeddedMigrations().size()));
+  }
+  std::string url_;
+};
+
+TEST_F(SessionTest, MigrationsAreRecordedAndNotReapplied) {
+  auto again = ApplyMigrations(url_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0);
+  EXPECT_TRUE(CheckSchemaCurrent(url_).ok());
+  auto fresh = testing::SharedPostgres()->CreateDatabase();
+  ASSERT_TRUE(fresh.ok());
+  absl::Status s = CheckSchemaCurrent(*fresh);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("spoold migrate"));
+}
+
+// The lease must walk the ready index in order and stop at LIMIT, however
+// many leased, scheduled and finished rows the table holds.
+TEST_F(SessionTest, LeaseQueryUsesTheReadyIndexOnALargeTable) {
+  {
+    pqxx::connection conn(url_);
+    pqxx::nontransaction tx(conn);
+    // 400k rows: ready on 20 queues, plus leased, scheduled and dead rows.
+    tx.exec(R"sql(
+INSERT INTO spool_jobs (queue, state, priority, run_at, max_attempts, payload,
+                        lease_id, lease_expires_at)
+SELECT 'q' || (g % 20),
+       CASE WHEN g % 4 = 0 THEN 2 WHEN g % 4 = 1 THEN 3
+            WHEN g % 4 = 2 THEN 1 ELSE 5 END,
+       (g % 7) - 3,
+       now() + CASE WHEN g % 4 = 2 THEN interval '1 hour' ELSE interval '0' END
+             - (g % 1000) * interval '1 second',
+       20, '\x00'::bytea,
+       CASE WHEN g % 4 = 1 THEN gen_random_uuid() END,
+       CASE WHEN g % 4 = 1 THEN now() + interval '1 hour' END
+FROM generate_series(1, 400000) g)sql");
+    tx.exec("ANALYZE spool_jobs");
+    tx.exec(absl::StrCat("PREPARE lease_q(text, int, bigint, text) AS ",
+                         StatementSql("lease")));
+    std::string plan;
+    for (const auto& row :
+         tx.exec("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+                 "EXECUTE lease_q('q4', 32, 30000000, 'w')")) {
+      plan += row[0].as<std::string>() + "\n";
+    }
+    EXPECT_THAT(plan, HasSubstr("spool_jobs_ready_idx")) << plan;
+    EXPECT_THAT(plan, Not(HasSubstr("Seq Scan"))) << plan;
+    EXPECT_THAT(plan, Not(HasSubstr("Sort"))) << plan;
+    EXPECT_THAT(plan, HasSubstr("LockRows")) << plan;
+    std::cout << plan;
+  }
+  auto session = Session::Connect(url_);
+  ASSERT_TRUE(session.ok()) << session.status();
+  LeaseParams p;
+  p.queue = "q4";
+  p.max_jobs = 32;
+  auto jobs = (*session)->Lease(p);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 32u);
+  for (size_t i = 1; i < jobs->size(); ++i) {
+    const LeasedJob& a = (*jobs)[i - 1];
+    const LeasedJob& b = (*jobs)[i];
+    EXPECT_TRUE(a.priority > b.priority ||
+                (a.priority == b.priority && a.run_at <= b.run_at));
+  }
+}
+
+TEST_F(SessionTest, ConcurrentSessionsNeverLeaseTheSameJob) {
+  constexpr int kJobs = 3000;
+  {
+    auto s = Session::Connect(url_);
+    ASSERT_TRUE(s.ok());
+    std::vector<NewJob> jobs(kJobs);
+    for (int i = 0; i < kJobs; ++i) {
+      jobs[i].queue = "race";
+      jobs[i].payload = absl::StrCat(i);
+    }
+    ASSERT_TRUE((*s)->Enqueue(jobs).ok());
+  }
+  absl::Mutex mu;
+  std::multiset<int64_t> seen;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      auto s = Session::Connect(url_);
+      ASSERT_TRUE(s.ok());
+      LeaseParams p;
+      p.queue = "race";
+      p.max_jobs = 7;
+      while (true) {
+        auto jobs = (*s)->Lease(p);
+        ASSERT_TRUE(jobs.ok()) << jobs.status();
+        if (jobs->empty()) return;
+        absl::MutexLock lock(&mu);
+        for (const auto& j : *jobs) seen.insert(j.job_id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(),
+            static_cast<size_t>(kJobs));
+}
+
+TEST_F(SessionTest, ReleasedLeasesDoNotCountAnAttempt) {
+  auto s = Session::Connect(url_);
+  ASSERT_TRUE(s.ok());
+  NewJob job;
+  job.queue = "rel";
+  auto ids = (*s)->Enqueue({job});
+  ASSERT_TRUE(ids.ok());
+  LeaseParams p;
+  p.queue = "rel";
+  auto leased = (*s)->Lease(p);
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 1u);
+  ASSERT_TRUE((*s)->ReleaseLeases(*leased).ok());
+  auto again = (*s)->Lease(p);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].attempt, 1);
+  // The released lease id is dead: releasing it again changes nothing.
+  ASSERT_TRUE((*s)->ReleaseLeases(*leased).ok());
+  auto lease = (*s)->GetJobLease((*again)[0].job_id);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->state, JobState::kLeased);
+  EXPECT_EQ(lease->lease_id, (*again)[0].lease_id);
+}
+
+TEST_F(SessionTest, ConnectionLossBecomesUnavailable) {
+  auto s = Session::Connect(url_);
+  ASSERT_TRUE(s.ok());
+  {
+    pqxx::connection admin(url_);
+    pqxx::nontransaction tx(admin);
+    tx.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  }
+  absl::Status st = (*s)->Ping();
+  EXPECT_TRUE(absl::IsUnavailable(st)) << st;
+  EXPECT_TRUE((*s)->broken());
+  EXPECT_THAT(std::string(st.message()), Not(HasSubstr("SELECT")));
+  auto bad = Session::Connect("postgresql://spool@127.0.0.1:1/none");
+  EXPECT_TRUE(absl::IsUnavailable(bad.status())) << bad.status();
+}
+
+}  // namespace
+}  // namespace spool::store
