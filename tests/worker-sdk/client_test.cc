@@ -1,0 +1,263 @@
+// spool::Client against an in-memory JobService: request mapping and the
+// retry rule (idempotent calls retried on UNAVAILABLE; an Enqueue without
+// idempotency key retried only while it provably was not sent).
+#include "spool/client.h"
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "fake_job_service.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace spool::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    service_ = std::make_shared<FakeJobService>();
+    server_ = std::make_unique<FakeServer>(service_);
+    ASSERT_TRUE(server_->ok());
+  }
+
+  Client Connect(std::vector<std::string> targets = {},
+                 absl::Duration deadline = absl::Seconds(5)) {
+    ClientOptions options;
+    options.targets = targets.empty()
+                          ? std::vector<std::string>{server_->Target()}
+                          : std::move(targets);
+    options.default_deadline = deadline;
+    options.retry_backoff = {absl::Milliseconds(10), absl::Milliseconds(100),
+                             2.0, 0.2};
+    absl::StatusOr<Client> client = Client::Connect(std::move(options));
+    EXPECT_TRUE(client.ok()) << client.status();
+    return *std::move(client);
+  }
+
+  static JobOptions Job(std::string key = "") {
+    JobOptions job;
+    job.queue = "emails";
+    job.payload = "hello";
+    job.idempotency_key = std::move(key);
+    return job;
+  }
+
+  std::shared_ptr<FakeJobService> service_;
+  std::unique_ptr<FakeServer> server_;
+};
+
+TEST_F(ClientTest, EnqueueSendsEveryOption) {
+  Client client = Connect();
+  JobOptions job;
+  job.queue = "thumbnail";
+  job.payload = "img.png";
+  job.priority = -5;
+  job.run_at = absl::FromUnixSeconds(4000000000);
+  job.max_attempts = 4;
+  job.idempotency_key = "key-1";
+  job.headers = {{"trace-id", "t1"}, {"tenant", "acme"}};
+  absl::StatusOr<EnqueueResult> result = client.Enqueue(job);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_FALSE(result->job_id.empty());
+  EXPECT_FALSE(result->duplicate);
+  ASSERT_EQ(service_->EnqueuedSpecs().size(), 1u);
+  const v1::JobSpec spec = service_->EnqueuedSpecs()[0];
+  EXPECT_EQ(spec.queue(), "thumbnail");
+  EXPECT_EQ(spec.payload(), "img.png");
+  EXPECT_EQ(spec.priority(), -5);
+  EXPECT_EQ(spec.run_at().seconds(), 4000000000);
+  EXPECT_FALSE(spec.has_delay());
+  EXPECT_EQ(spec.max_attempts(), 4);
+  EXPECT_EQ(spec.idempotency_key(), "key-1");
+  EXPECT_EQ(spec.headers().at("tenant"), "acme");
+  // A repeat with the same key is reported as a duplicate.
+  absl::StatusOr<EnqueueResult> again = client.Enqueue(job);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->job_id, result->job_id);
+}
+
+TEST_F(ClientTest, KeyedEnqueueIsRetriedOnUnavailable) {
+  Client client = Connect();
+  service_->FailNext("Enqueue", 2, grpc::StatusCode::UNAVAILABLE,
+                     /*after_apply=*/true);
+  absl::StatusOr<EnqueueResult> result = client.Enqueue(Job("k"));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(service_->Calls("Enqueue"), 3);
+  // The first attempt landed; the retries found it by its key.
+  EXPECT_TRUE(result->duplicate);
+  EXPECT_EQ(service_->CountInState(v1::JOB_STATE_READY), 1);
+}
+
+TEST_F(ClientTest, UnkeyedEnqueueIsNotRetriedOnceSent) {
+  Client client = Connect();
+  service_->FailNext("Enqueue", 1, grpc::StatusCode::UNAVAILABLE,
+                     /*after_apply=*/true);
+  absl::StatusOr<EnqueueResult> result = client.Enqueue(Job());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(result.status().message()),
+              HasSubstr("idempotency key"));
+  EXPECT_EQ(service_->Calls("Enqueue"), 1);
+  // Exactly one job exists: a blind retry would have made two.
+  EXPECT_EQ(service_->CountInState(v1::JOB_STATE_READY), 1);
+}
+
+TEST_F(ClientTest, UnkeyedEnqueueWaitsForAServerThatIsNotUpYet) {
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  Client client =
+      Connect({absl::StrCat("127.0.0.1:", port)}, absl::Seconds(15));
+  std::unique_ptr<FakeServer> late;
+  std::thread starter([&] {
+    absl::SleepFor(absl::Milliseconds(700));
+    late = std::make_unique<FakeServer>(service_, port);
+  });
+  absl::StatusOr<EnqueueResult> result = client.Enqueue(Job());
+  starter.join();
+  ASSERT_TRUE(late->ok());
+  // Not sent while nothing listened, then sent once.
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(service_->Calls("Enqueue"), 1);
+}
+
+TEST_F(ClientTest, NoServerFailsAtTheDeadlineSayingNothingWasSent) {
+  const int port = FreePort();
+  Client client =
+      Connect({absl::StrCat("127.0.0.1:", port)}, absl::Milliseconds(500));
+  const absl::Time start = absl::Now();
+  absl::StatusOr<EnqueueResult> result = client.Enqueue(Job());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(result.status().message()),
+              HasSubstr("request not sent"));
+}
+
+TEST_F(ClientTest, NonRetryableErrorsAreReturnedAtOnce) {
+  Client client = Connect();
+  service_->FailNext("Enqueue", 1, grpc::StatusCode::INVALID_ARGUMENT);
+  absl::StatusOr<EnqueueResult> result = client.Enqueue(Job("k"));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(service_->Calls("Enqueue"), 1);
+}
+
+TEST_F(ClientTest, RetriesStopAtMaxAttempts) {
+  Client client = Connect();
+  service_->FailNext("GetJob", 100, grpc::StatusCode::UNAVAILABLE);
+  absl::StatusOr<JobInfo> job = client.GetJob("job-1");
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(service_->Calls("GetJob"), ClientOptions().max_attempts);
+}
+
+TEST_F(ClientTest, GetJobMapsFieldsAndIsRetried) {
+  Client client = Connect();
+  JobOptions spec = Job();
+  spec.headers = {{"h", "v"}};
+  absl::StatusOr<EnqueueResult> enqueued = client.Enqueue(spec);
+  ASSERT_TRUE(enqueued.ok());
+  service_->FailNext("GetJob", 1, grpc::StatusCode::UNAVAILABLE);
+  absl::StatusOr<JobInfo> job = client.GetJob(enqueued->job_id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->id, enqueued->job_id);
+  EXPECT_EQ(job->queue, "emails");
+  EXPECT_EQ(job->state, JobState::kReady);
+  EXPECT_EQ(job->payload, "hello");
+  EXPECT_EQ(job->headers.at("h"), "v");
+  EXPECT_EQ(service_->Calls("GetJob"), 2);
+
+  absl::StatusOr<JobInfo> missing = client.GetJob("nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ClientTest, EnqueueBatchKeepsOrderAndRetriesOnlyWhenAllKeyed) {
+  Client client = Connect();
+  std::vector<JobOptions> jobs = {Job("a"), Job("b"), Job("c")};
+  jobs[1].payload = "second";
+  service_->FailNext("EnqueueBatch", 1, grpc::StatusCode::UNAVAILABLE);
+  absl::StatusOr<std::vector<EnqueueResult>> results =
+      client.EnqueueBatch(jobs);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 3u);
+  const auto second = client.GetJob((*results)[1].job_id);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->payload, "second");
+
+  jobs.push_back(Job());  // one job without key: the batch is not retried
+  service_->FailNext("EnqueueBatch", 1, grpc::StatusCode::UNAVAILABLE);
+  const int before = service_->Calls("EnqueueBatch");
+  EXPECT_EQ(client.EnqueueBatch(jobs).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(service_->Calls("EnqueueBatch"), before + 1);
+}
+
+TEST_F(ClientTest, BalancesOverSeveralTargetsAndSurvivesOneDown) {
+  auto service_b = std::make_shared<FakeJobService>();
+  FakeServer server_b(service_b);
+  ASSERT_TRUE(server_b.ok());
+  Client client = Connect({server_->Target(), server_b.Target()});
+  ASSERT_TRUE(client.WaitForConnected(absl::Seconds(5)));
+  // round_robin spreads calls over both replicas once both are connected.
+  int sent = 0;
+  while (sent < 400 && (service_->Calls("Enqueue") < 5 ||
+                        service_b->Calls("Enqueue") < 5)) {
+    ASSERT_TRUE(client.Enqueue(Job(absl::StrCat("k", sent++))).ok());
+  }
+  EXPECT_GE(service_->Calls("Enqueue"), 5);
+  EXPECT_GE(service_b->Calls("Enqueue"), 5);
+  EXPECT_EQ(service_->Calls("Enqueue") + service_b->Calls("Enqueue"), sent);
+
+  server_->Shutdown();
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<EnqueueResult> r = client.Enqueue(Job(absl::StrCat("x", i)));
+    EXPECT_TRUE(r.ok()) << r.status();
+  }
+}
+
+TEST_F(ClientTest, SeparateNamedTargetsGetChannelsOfTheirOwn) {
+  auto service_b = std::make_shared<FakeJobService>();
+  FakeServer server_b(service_b);
+  ASSERT_TRUE(server_b.ok());
+  // "localhost" is a name, not an IP literal: one channel per entry.
+  Client client = Connect({absl::StrCat("localhost:", server_->port()),
+                           absl::StrCat("localhost:", server_b.port())});
+  int sent = 0;
+  while (sent < 400 && (service_->Calls("Enqueue") == 0 ||
+                        service_b->Calls("Enqueue") == 0)) {
+    ASSERT_TRUE(client.Enqueue(Job(absl::StrCat("k", sent++))).ok());
+  }
+  EXPECT_GT(service_->Calls("Enqueue"), 0);
+  EXPECT_GT(service_b->Calls("Enqueue"), 0);
+}
+
+TEST_F(ClientTest, MetadataIsSentWithEveryCall) {
+  // The fake does not check metadata; this guards that setting it does not
+  // break calls (metadata keys must be lowercase in gRPC).
+  ClientOptions options;
+  options.targets = {server_->Target()};
+  options.metadata = {{"authorization", "Bearer token"}};
+  absl::StatusOr<Client> client = Client::Connect(std::move(options));
+  ASSERT_TRUE(client.ok());
+  EXPECT_TRUE(client->Enqueue(Job()).ok());
+}
+
+TEST(ClientOptionsTest, InvalidOptionsAreRejected) {
+  EXPECT_EQ(Client::Connect(ClientOptions()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ClientOptions options;
+  options.targets = {"127.0.0.1:1"};
+  options.max_attempts = 0;
+  EXPECT_EQ(Client::Connect(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.max_attempts = 1;
+  options.default_deadline = absl::ZeroDuration();
+  EXPECT_EQ(Client::Connect(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace spool::testing

@@ -1,0 +1,50 @@
+# Run by ctest (worker_sdk_packaging_test): proves that after
+# `cmake --install`, an unrelated project finds the SDK with
+# find_package(spool CONFIG) and links spool::worker_sdk.
+# Inputs: BUILD_DIR, CONSUMER_DIR, WORK_DIR, GENERATOR, CXX_COMPILER.
+foreach(var BUILD_DIR CONSUMER_DIR WORK_DIR GENERATOR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "packaging_test.cmake: ${var} not set")
+  endif()
+endforeach()
+
+function(run)
+  execute_process(COMMAND ${ARGN}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    string(JOIN " " cmd ${ARGN})
+    message(FATAL_ERROR "failed (${rc}): ${cmd}\n${out}\n${err}")
+  endif()
+  set(run_output "${out}" PARENT_SCOPE)
+endfunction()
+
+set(prefix ${WORK_DIR}/prefix)
+set(build ${WORK_DIR}/consumer-build)
+file(REMOVE_RECURSE ${WORK_DIR})
+
+# Only the SDK's component: the rest of the tree need not be installable.
+run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix}
+    --component spool_sdk)
+foreach(f include/spool/worker.h include/spool/client.h
+          include/spool/proto/spool/v1/spool.pb.h)
+  if(NOT EXISTS ${prefix}/${f})
+    message(FATAL_ERROR "not installed: ${f}")
+  endif()
+endforeach()
+file(GLOB_RECURSE config_files ${prefix}/*/spoolConfig.cmake)
+if(NOT config_files)
+  message(FATAL_ERROR "spoolConfig.cmake not installed under ${prefix}")
+endif()
+
+set(compiler_arg)
+if(CXX_COMPILER)
+  set(compiler_arg -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+endif()
+run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${build} -G ${GENERATOR}
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release ${compiler_arg})
+run(${CMAKE_COMMAND} --build ${build})
+run(${build}/spool_consumer)
+if(NOT run_output MATCHES "spool consumer ok")
+  message(FATAL_ERROR "unexpected consumer output: ${run_output}")
+endif()
+message(STATUS "packaging ok: ${run_output}")

@@ -1,0 +1,844 @@
+// spool-bench: Spool's load generator. Bounded in count and time, loopback
+// only. Scenarios:
+//   enqueue  N concurrent single-job Enqueue callers (raw async gRPC)
+//   batch    EnqueueBatch of --batch_size jobs from a few callers
+//   process  pre-fill --process_jobs, then M worker *processes* built on the
+//            worker SDK with no-op handlers drain them; every job is counted
+//            by id and must be handled exactly once
+//   latency  Enqueue -> handler start at a fixed trickle rate, idle
+//            long-polling SDK workers; p50/p90/p99/max
+//   mixed    producers and workers at once for a set time, random priorities,
+//            --retry_percent of first attempts retried; exact-once checked
+//   idle     --idle_polls concurrent idle long-polls; spoold's threads and
+//            database connections while they wait (needs --start)
+// With --start it runs its own throwaway PostgreSQL (tools/pg) and spoold;
+// otherwise it targets --target. Prints one summary line per scenario and,
+// with --json, one JSON object per line. Exits 1 if any count is wrong.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <pqxx/pqxx>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "spool/client.h"
+#include "spool/v1/spool.grpc.pb.h"
+#include "spool/worker.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
+          "spoold address(es), comma-separated (ignored with --start).");
+ABSL_FLAG(bool, start, false,
+          "Start a throwaway PostgreSQL and spoold for the run.");
+ABSL_FLAG(std::string, spoold, "build/services/spoold/spoold",
+          "spoold binary for --start.");
+ABSL_FLAG(std::string, pg_script, "tools/pg", "tools/pg script for --start.");
+ABSL_FLAG(std::vector<std::string>, spoold_flags, {},
+          "Extra spoold flags for --start (comma-separated).");
+ABSL_FLAG(std::vector<std::string>, scenarios,
+          std::vector<std::string>({"enqueue", "batch", "process", "latency",
+                                    "mixed", "idle"}),
+          "Scenarios to run, in order.");
+ABSL_FLAG(bool, quick, false, "Small counts for a smoke run.");
+ABSL_FLAG(bool, json, false, "Also print one JSON object per scenario.");
+ABSL_FLAG(int, callers, 64, "enqueue: concurrent single-job callers.");
+ABSL_FLAG(int, enqueue_jobs, 100000, "enqueue: jobs in total.");
+ABSL_FLAG(int, batch_size, 1000, "batch: jobs per EnqueueBatch.");
+ABSL_FLAG(int, batch_callers, 4, "batch: concurrent callers.");
+ABSL_FLAG(int, batch_jobs, 200000, "batch: jobs in total.");
+ABSL_FLAG(int, process_jobs, 20000, "process: pre-filled jobs.");
+ABSL_FLAG(int, workers, 2, "process: worker processes.");
+ABSL_FLAG(int, worker_concurrency, 256, "process: handler slots per worker.");
+ABSL_FLAG(int, latency_rate, 200, "latency: jobs per second.");
+ABSL_FLAG(absl::Duration, latency_duration, absl::Seconds(10),
+          "latency: how long to trickle.");
+ABSL_FLAG(int, latency_workers, 4, "latency: idle long-polling handlers.");
+ABSL_FLAG(absl::Duration, mixed_duration, absl::Seconds(10),
+          "mixed: how long producers run.");
+ABSL_FLAG(int, mixed_rate, 2000, "mixed: jobs per second enqueued.");
+ABSL_FLAG(int, retry_percent, 5, "mixed: first attempts that ask to retry.");
+ABSL_FLAG(int, idle_polls, 1000, "idle: concurrent idle long-polls.");
+ABSL_FLAG(absl::Duration, timeout, absl::Minutes(5),
+          "Upper bound for any one scenario.");
+// Internal: the worker-process mode of `process`.
+ABSL_FLAG(std::string, worker_queue, "", "internal");
+ABSL_FLAG(std::string, worker_ids_out, "", "internal");
+
+namespace spool::bench {
+namespace {
+
+using Clock = absl::Time;
+
+std::atomic<bool> g_failed{false};
+
+// The SDK logs each retry; the bench asks for retries, so keep only errors.
+void QuietLog(std::string_view line) {
+  if (line.find("level=error") != std::string_view::npos) {
+    std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+  }
+}
+
+void Fail(const std::string& what) {
+  g_failed = true;
+  std::fprintf(stderr, "spool-bench: FAIL: %s\n", what.c_str());
+}
+
+std::string RunId() {
+  absl::BitGen gen;
+  return absl::StrCat(absl::Hex(absl::Uniform<uint32_t>(gen)));
+}
+
+// One scenario's result: printed as "name: k=v ..." and as JSON.
+struct Report {
+  std::string scenario;
+  std::vector<std::pair<std::string, std::string>> fields;
+  template <typename T>
+  void Add(const std::string& k, const T& v) {
+    fields.emplace_back(k, absl::StrCat(v));
+  }
+  void Add(const std::string& k, double v) {
+    fields.emplace_back(k, absl::StrFormat("%.1f", v));
+  }
+  void Print() const {
+    std::string line = absl::StrCat(scenario, ":");
+    for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", v);
+    std::printf("%s\n", line.c_str());
+    if (absl::GetFlag(FLAGS_json)) {
+      std::string js = absl::StrCat("{\"scenario\":\"", scenario, "\"");
+      for (const auto& [k, v] : fields) {
+        double d;
+        bool number = absl::SimpleAtod(v, &d);
+        absl::StrAppend(&js, ",\"", k, "\":", number ? v : absl::StrCat("\"", v, "\""));
+      }
+      js += "}";
+      std::printf("%s\n", js.c_str());
+    }
+    std::fflush(stdout);
+  }
+};
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  // Separate channels get separate TCP connections.
+  args.SetInt("bench.channel_id", rand());
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+google::protobuf::Duration Dur(absl::Duration d) {
+  google::protobuf::Duration out;
+  out.set_seconds(absl::ToInt64Seconds(d));
+  out.set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(d - absl::Seconds(out.seconds()))));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// A throwaway PostgreSQL + spoold (--start).
+class LocalServer {
+ public:
+  absl::Status Start() {
+    char tmpl[] = "/tmp/spool-bench-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
+    dir_ = tmpl;
+    pg_port_ = FreePort();
+    port_ = FreePort();
+    std::string cmd = absl::StrCat(absl::GetFlag(FLAGS_pg_script), " start ",
+                                   dir_, "/pg ", pg_port_, " >/dev/null");
+    if (system(cmd.c_str()) != 0) {
+      return absl::UnavailableError("tools/pg start failed");
+    }
+    url_ = absl::StrCat("postgresql://spool@127.0.0.1:", pg_port_, "/postgres");
+    std::vector<std::string> args = {
+        absl::GetFlag(FLAGS_spoold), absl::StrCat("--database_url=", url_),
+        absl::StrCat("--listen=127.0.0.1:", port_), "--migrate",
+        "--metrics_listen=", "--log_level=warning"};
+    for (const auto& f : absl::GetFlag(FLAGS_spoold_flags)) args.push_back(f);
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    auto channel = MakeChannel(target());
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    absl::Time until = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < until) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(1));
+      grpc::health::v1::HealthCheckRequest req;
+      grpc::health::v1::HealthCheckResponse resp;
+      if (health->Check(&ctx, req, &resp).ok() &&
+          resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+        return absl::OkStatus();
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return absl::DeadlineExceededError("spoold did not become healthy");
+  }
+
+  void Stop() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status;
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+    if (!dir_.empty()) {
+      std::string cmd = absl::StrCat(absl::GetFlag(FLAGS_pg_script), " stop ",
+                                     dir_, "/pg >/dev/null; rm -rf ", dir_);
+      (void)system(cmd.c_str());
+      dir_.clear();
+    }
+  }
+  ~LocalServer() { Stop(); }
+
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+  const std::string& url() const { return url_; }
+  int pid() const { return pid_; }
+
+ private:
+  static int FreePort() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+  }
+  std::string dir_, url_;
+  int pg_port_ = 0, port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Reads "Key:  N kB"-style lines of /proc/PID/status.
+int64_t ProcStatus(int pid, const std::string& key) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key + ":", 0) == 0) {
+      std::vector<std::string> parts =
+          absl::StrSplit(line.substr(key.size() + 1), absl::ByAnyChar(" \t"),
+                         absl::SkipEmpty());
+      int64_t v = 0;
+      if (!parts.empty() && absl::SimpleAtoi(parts[0], &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------
+// enqueue: `callers` single-job Enqueue calls kept in flight.
+void RunEnqueue(const std::vector<std::string>& targets,
+                const std::string& queue) {
+  const int callers = absl::GetFlag(FLAGS_callers);
+  const int total = absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_enqueue_jobs);
+  std::vector<std::unique_ptr<v1::JobService::Stub>> stubs;
+  for (int i = 0; i < std::max<int>(4, targets.size()); ++i) {
+    stubs.push_back(v1::JobService::NewStub(MakeChannel(targets[i % targets.size()])));
+  }
+  std::atomic<int> issued{0}, ok{0}, failed{0};
+  absl::Mutex mu;
+  std::set<std::string> ids;
+  absl::Notification done;
+  std::atomic<int> finished_callers{0};
+  absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_timeout);
+
+  struct Caller {
+    grpc::ClientContext ctx;
+    v1::EnqueueRequest req;
+    v1::EnqueueResponse resp;
+  };
+  std::function<void(int)> issue = [&](int caller) {
+    if (issued.fetch_add(1) >= total || absl::Now() > deadline) {
+      if (finished_callers.fetch_add(1) + 1 == callers) done.Notify();
+      return;
+    }
+    auto* c = new Caller;
+    c->req.mutable_job()->set_queue(queue);
+    c->req.mutable_job()->set_payload("x");
+    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    stubs[caller % stubs.size()]->async()->Enqueue(
+        &c->ctx, &c->req, &c->resp, [&, c, caller](grpc::Status s) {
+          if (s.ok()) {
+            ++ok;
+            absl::MutexLock lock(&mu);
+            ids.insert(c->resp.job_id());
+          } else {
+            ++failed;
+          }
+          delete c;
+          issue(caller);
+        });
+  };
+  absl::Time start = absl::Now();
+  for (int i = 0; i < callers; ++i) issue(i);
+  done.WaitForNotification();
+  absl::Duration took = absl::Now() - start;
+  Report r{"enqueue"};
+  r.Add("callers", callers);
+  r.Add("jobs", ok.load());
+  r.Add("failed", failed.load());
+  r.Add("seconds", absl::ToDoubleSeconds(took));
+  r.Add("jobs_per_s", ok.load() / absl::ToDoubleSeconds(took));
+  r.Print();
+  if (failed.load() != 0 || ok.load() != total ||
+      static_cast<int>(ids.size()) != total) {
+    Fail(absl::StrCat("enqueue: ", ok.load(), " ok, ", failed.load(),
+                      " failed, ", ids.size(), " distinct ids of ", total));
+  }
+}
+
+// batch: EnqueueBatch of batch_size jobs from batch_callers callers.
+std::vector<std::string> EnqueueBatches(const std::vector<std::string>& targets,
+                                        const std::string& queue, int total,
+                                        int batch_size, int callers,
+                                        int* failed) {
+  std::atomic<int> next{0};
+  absl::Mutex mu;
+  std::vector<std::string> ids;
+  std::atomic<int> fails{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < callers; ++c) {
+    threads.emplace_back([&, c] {
+      auto stub = v1::JobService::NewStub(MakeChannel(targets[c % targets.size()]));
+      while (true) {
+        int begin = next.fetch_add(batch_size);
+        if (begin >= total) return;
+        int n = std::min(batch_size, total - begin);
+        v1::EnqueueBatchRequest req;
+        for (int i = 0; i < n; ++i) {
+          v1::JobSpec* j = req.add_jobs();
+          j->set_queue(queue);
+          j->set_payload(absl::StrCat(begin + i));
+        }
+        v1::EnqueueBatchResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+        grpc::Status s = stub->EnqueueBatch(&ctx, req, &resp);
+        if (!s.ok()) {
+          fails += n;
+          std::fprintf(stderr, "EnqueueBatch: %s\n", s.error_message().c_str());
+          continue;
+        }
+        absl::MutexLock lock(&mu);
+        for (const auto& r : resp.results()) ids.push_back(r.job_id());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  *failed = fails.load();
+  return ids;
+}
+
+void RunBatch(const std::vector<std::string>& targets, const std::string& queue) {
+  const int total = absl::GetFlag(FLAGS_quick) ? 5000 : absl::GetFlag(FLAGS_batch_jobs);
+  const int size = absl::GetFlag(FLAGS_batch_size);
+  const int callers = absl::GetFlag(FLAGS_batch_callers);
+  int failed = 0;
+  absl::Time start = absl::Now();
+  auto ids = EnqueueBatches(targets, queue, total, size, callers, &failed);
+  absl::Duration took = absl::Now() - start;
+  Report r{"batch"};
+  r.Add("batch_size", size);
+  r.Add("callers", callers);
+  r.Add("jobs", ids.size());
+  r.Add("failed", failed);
+  r.Add("seconds", absl::ToDoubleSeconds(took));
+  r.Add("jobs_per_s", ids.size() / absl::ToDoubleSeconds(took));
+  r.Print();
+  if (failed != 0 || static_cast<int>(std::set<std::string>(ids.begin(), ids.end()).size()) != total) {
+    Fail(absl::StrCat("batch: ", ids.size(), " ids, ", failed, " failed of ", total));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The worker process of `process`: no-op handlers; prints "handled N" lines
+// as it goes, and at SIGTERM stops (flushing acks) and writes every handled
+// job id to --worker_ids_out.
+int WorkerMain(const std::vector<std::string>& targets) {
+  InstallSignalHandlers();
+  WorkerOptions options;
+  options.client.targets = targets;
+  options.log_sink = QuietLog;
+  options.worker_id = absl::StrCat("bench-", getpid());
+  Worker worker(options);
+  absl::Mutex mu;
+  std::vector<std::string> handled;
+  std::atomic<int64_t> count{0};
+  QueueOptions qo;
+  qo.concurrency = absl::GetFlag(FLAGS_worker_concurrency);
+  qo.max_wait = absl::Seconds(5);
+  absl::Status s = worker.Register(
+      absl::GetFlag(FLAGS_worker_queue),
+      [&](const Job& job) {
+        {
+          absl::MutexLock lock(&mu);
+          handled.push_back(job.id);
+        }
+        ++count;
+        return Outcome::Success();
+      },
+      qo);
+  if (!s.ok() || !(s = worker.Start()).ok()) {
+    std::fprintf(stderr, "worker: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  int64_t last = -1;
+  while (WaitForSignal(absl::Milliseconds(20)) == 0) {
+    int64_t now = count.load();
+    if (now != last) {
+      std::printf("handled %lld\n", static_cast<long long>(now));
+      std::fflush(stdout);
+      last = now;
+    }
+  }
+  s = worker.Stop(absl::Seconds(10));
+  std::ofstream out(absl::GetFlag(FLAGS_worker_ids_out));
+  absl::MutexLock lock(&mu);
+  for (const auto& id : handled) out << id << "\n";
+  return s.ok() ? 0 : 1;
+}
+
+struct ChildWorker {
+  pid_t pid = -1;
+  int out_fd = -1;
+  std::string ids_path;
+  int64_t handled = 0;
+  std::string buffer;
+};
+
+ChildWorker SpawnWorker(const std::string& self, const std::string& targets,
+                        const std::string& queue, const std::string& ids_path) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  ChildWorker w;
+  w.ids_path = ids_path;
+  w.pid = fork();
+  if (w.pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<std::string> args = {
+        self, absl::StrCat("--target=", targets),
+        absl::StrCat("--worker_queue=", queue),
+        absl::StrCat("--worker_ids_out=", ids_path),
+        absl::StrCat("--worker_concurrency=", absl::GetFlag(FLAGS_worker_concurrency))};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  w.out_fd = fds[0];
+  return w;
+}
+
+void PollWorker(ChildWorker& w) {
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(w.out_fd, buf, sizeof buf)) > 0) w.buffer.append(buf, n);
+  size_t nl;
+  while ((nl = w.buffer.find('\n')) != std::string::npos) {
+    std::string line = w.buffer.substr(0, nl);
+    w.buffer.erase(0, nl + 1);
+    int64_t v;
+    if (line.rfind("handled ", 0) == 0 && absl::SimpleAtoi(line.substr(8), &v)) {
+      w.handled = v;
+    }
+  }
+}
+
+void RunProcess(const std::vector<std::string>& targets, const std::string& queue,
+                const std::string& self) {
+  const int total = absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_process_jobs);
+  const int nworkers = absl::GetFlag(FLAGS_workers);
+  int failed = 0;
+  auto ids = EnqueueBatches(targets, queue, total, 1000, 2, &failed);
+  if (failed != 0 || static_cast<int>(ids.size()) != total) {
+    Fail("process: pre-fill failed");
+    return;
+  }
+  char tmpl[] = "/tmp/spool-bench-ids-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::vector<ChildWorker> workers;
+  absl::Time start = absl::Now();
+  for (int i = 0; i < nworkers; ++i) {
+    workers.push_back(SpawnWorker(self, absl::StrJoin(targets, ","), queue,
+                                  absl::StrCat(dir, "/w", i)));
+  }
+  absl::Time deadline = start + absl::GetFlag(FLAGS_timeout);
+  int64_t handled = 0;
+  while (absl::Now() < deadline) {
+    handled = 0;
+    for (auto& w : workers) {
+      PollWorker(w);
+      handled += w.handled;
+    }
+    if (handled >= total) break;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  absl::Duration took = absl::Now() - start;
+  for (auto& w : workers) kill(w.pid, SIGTERM);
+  int bad_exit = 0;
+  for (auto& w : workers) {
+    int status = 0;
+    waitpid(w.pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++bad_exit;
+    close(w.out_fd);
+  }
+  std::map<std::string, int> count;
+  for (auto& w : workers) {
+    std::ifstream in(w.ids_path);
+    std::string id;
+    while (std::getline(in, id)) ++count[id];
+  }
+  int doubled = 0, lost = 0;
+  for (const auto& id : ids) {
+    auto it = count.find(id);
+    if (it == count.end()) ++lost;
+    else if (it->second > 1) doubled += it->second - 1;
+  }
+  // Drained: nothing is left to lease.
+  auto stub = v1::JobService::NewStub(MakeChannel(targets[0]));
+  v1::LeaseRequest lr;
+  lr.set_queue(queue);
+  lr.set_max_jobs(256);
+  v1::LeaseResponse resp;
+  grpc::ClientContext ctx;
+  grpc::Status ls = stub->Lease(&ctx, lr, &resp);
+  (void)system(absl::StrCat("rm -rf ", dir).c_str());
+  Report r{"process"};
+  r.Add("workers", nworkers);
+  r.Add("concurrency", absl::GetFlag(FLAGS_worker_concurrency));
+  r.Add("jobs", total);
+  r.Add("handled", handled);
+  r.Add("lost", lost);
+  r.Add("doubled", doubled);
+  r.Add("seconds", absl::ToDoubleSeconds(took));
+  r.Add("jobs_per_s", total / absl::ToDoubleSeconds(took));
+  r.Print();
+  if (lost != 0 || doubled != 0 || bad_exit != 0 || !ls.ok() ||
+      resp.jobs_size() != 0) {
+    Fail(absl::StrCat("process: lost=", lost, " doubled=", doubled,
+                      " bad worker exits=", bad_exit, " left=", resp.jobs_size()));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// latency: enqueue at a fixed rate; handlers record call start -> handler.
+double Percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
+  return v[i];
+}
+
+void RunLatency(const std::vector<std::string>& targets, const std::string& queue) {
+  const int rate = absl::GetFlag(FLAGS_latency_rate);
+  const absl::Duration duration =
+      absl::GetFlag(FLAGS_quick) ? absl::Seconds(1) : absl::GetFlag(FLAGS_latency_duration);
+  const int total = static_cast<int>(rate * absl::ToDoubleSeconds(duration));
+  WorkerOptions wo;
+  wo.client.targets = targets;
+  wo.log_sink = QuietLog;
+  wo.worker_id = "bench-latency";
+  Worker worker(wo);
+  absl::Mutex mu;
+  std::vector<double> ms;
+  std::set<std::string> seen;
+  int doubled = 0;
+  QueueOptions qo;
+  qo.concurrency = absl::GetFlag(FLAGS_latency_workers);
+  (void)worker.Register(queue, [&](const Job& job) {
+    absl::Time now = absl::Now();
+    int64_t sent_us = 0;
+    (void)absl::SimpleAtoi(job.payload, &sent_us);
+    absl::MutexLock lock(&mu);
+    if (!seen.insert(job.id).second) ++doubled;
+    ms.push_back(absl::ToDoubleMilliseconds(now - absl::FromUnixMicros(sent_us)));
+    return Outcome::Success();
+  }, qo);
+  if (!worker.Start().ok()) {
+    Fail("latency: worker did not start");
+    return;
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // Let the long-polls park.
+  auto client = Client::Connect(ClientOptions{.targets = targets});
+  if (!client.ok()) {
+    Fail("latency: no client");
+    return;
+  }
+  int failed = 0;
+  absl::Time start = absl::Now();
+  for (int i = 0; i < total; ++i) {
+    absl::Time due = start + i * absl::Seconds(1) / rate;
+    absl::SleepFor(due - absl::Now());
+    JobOptions j;
+    j.queue = queue;
+    j.payload = absl::StrCat(absl::ToUnixMicros(absl::Now()));
+    if (!client->Enqueue(j).ok()) ++failed;
+  }
+  absl::Time until = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < until) {
+    absl::MutexLock lock(&mu);
+    if (static_cast<int>(ms.size()) >= total - failed) break;
+    mu.Unlock();
+    absl::SleepFor(absl::Milliseconds(10));
+    mu.Lock();
+  }
+  (void)worker.Stop(absl::Seconds(10));
+  absl::MutexLock lock(&mu);
+  Report r{"latency"};
+  r.Add("rate", rate);
+  r.Add("jobs", total);
+  r.Add("handled", ms.size());
+  r.Add("p50_ms", Percentile(ms, 0.5));
+  r.Add("p90_ms", Percentile(ms, 0.9));
+  r.Add("p99_ms", Percentile(ms, 0.99));
+  r.Add("max_ms", ms.empty() ? 0.0 : ms.back());
+  r.Print();
+  if (failed != 0 || static_cast<int>(seen.size()) != total || doubled != 0) {
+    Fail(absl::StrCat("latency: handled ", seen.size(), " of ", total,
+                      ", failed ", failed, ", doubled ", doubled));
+  }
+}
+
+// mixed: producers and workers at once; 5 % of first attempts retry.
+void RunMixed(const std::vector<std::string>& targets, const std::string& queue) {
+  const absl::Duration duration =
+      absl::GetFlag(FLAGS_quick) ? absl::Seconds(2) : absl::GetFlag(FLAGS_mixed_duration);
+  const int rate = absl::GetFlag(FLAGS_mixed_rate);
+  const int retry_percent = absl::GetFlag(FLAGS_retry_percent);
+  WorkerOptions wo;
+  wo.client.targets = targets;
+  wo.log_sink = QuietLog;
+  wo.worker_id = "bench-mixed";
+  Worker worker(wo);
+  absl::Mutex mu;
+  std::map<std::string, int> succeeded;
+  std::atomic<int> retried{0};
+  QueueOptions qo;
+  qo.concurrency = 64;
+  (void)worker.Register(queue, [&](const Job& job) {
+    // Deterministic per job: the same jobs retry however often it runs.
+    if (job.attempt == 1 && std::hash<std::string>()(job.id) % 100 <
+                                static_cast<size_t>(retry_percent)) {
+      ++retried;
+      return Outcome::Retry(absl::ZeroDuration(), "bench retry");
+    }
+    absl::MutexLock lock(&mu);
+    ++succeeded[job.id];
+    return Outcome::Success();
+  }, qo);
+  if (!worker.Start().ok()) {
+    Fail("mixed: worker did not start");
+    return;
+  }
+  std::vector<std::string> ids;
+  absl::Mutex ids_mu;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> producers;
+  absl::Time start = absl::Now();
+  constexpr int kProducers = 4;
+  constexpr int kBatch = 20;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      auto client = Client::Connect(ClientOptions{.targets = targets});
+      if (!client.ok()) return;
+      absl::BitGen gen;
+      const double per_producer = static_cast<double>(rate) / kProducers;
+      for (int i = 0;; ++i) {
+        absl::Time due = start + absl::Seconds(i * kBatch / per_producer);
+        if (due > start + duration) return;
+        absl::SleepFor(due - absl::Now());
+        std::vector<JobOptions> batch(kBatch);
+        for (auto& j : batch) {
+          j.queue = queue;
+          j.priority = absl::Uniform(gen, -5, 6);
+        }
+        auto r = client->EnqueueBatch(batch);
+        if (!r.ok()) {
+          failed += kBatch;
+          continue;
+        }
+        absl::MutexLock lock(&ids_mu);
+        for (const auto& e : *r) ids.push_back(e.job_id);
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  absl::Time until = absl::Now() + absl::GetFlag(FLAGS_timeout);
+  while (absl::Now() < until) {
+    absl::MutexLock lock(&mu);
+    if (succeeded.size() >= ids.size()) break;
+    mu.Unlock();
+    absl::SleepFor(absl::Milliseconds(20));
+    mu.Lock();
+  }
+  absl::Duration took = absl::Now() - start;
+  (void)worker.Stop(absl::Seconds(10));
+  int lost = 0, doubled = 0;
+  absl::MutexLock lock(&mu);
+  for (const auto& id : ids) {
+    auto it = succeeded.find(id);
+    if (it == succeeded.end()) ++lost;
+    else if (it->second > 1) doubled += it->second - 1;
+  }
+  Report r{"mixed"};
+  r.Add("seconds", absl::ToDoubleSeconds(took));
+  r.Add("enqueued", ids.size());
+  r.Add("succeeded", succeeded.size());
+  r.Add("retried", retried.load());
+  r.Add("lost", lost);
+  r.Add("doubled", doubled);
+  r.Add("jobs_per_s", ids.size() / absl::ToDoubleSeconds(took));
+  r.Print();
+  if (failed.load() != 0 || lost != 0 || doubled != 0) {
+    Fail(absl::StrCat("mixed: failed=", failed.load(), " lost=", lost,
+                      " doubled=", doubled));
+  }
+}
+
+// idle: many idle long-polls; what they cost spoold.
+void RunIdle(const std::vector<std::string>& targets, const std::string& queue,
+             const LocalServer* server) {
+  const int polls = absl::GetFlag(FLAGS_quick) ? 200 : absl::GetFlag(FLAGS_idle_polls);
+  std::vector<std::unique_ptr<v1::JobService::Stub>> stubs;
+  for (int i = 0; i < 8; ++i) stubs.push_back(v1::JobService::NewStub(MakeChannel(targets[i % targets.size()])));
+  struct Poll {
+    grpc::ClientContext ctx;
+    v1::LeaseRequest req;
+    v1::LeaseResponse resp;
+  };
+  std::vector<std::unique_ptr<Poll>> calls(polls);
+  std::atomic<int> done{0}, ok{0};
+  for (int i = 0; i < polls; ++i) {
+    calls[i] = std::make_unique<Poll>();
+    calls[i]->req.set_queue(queue);
+    *calls[i]->req.mutable_wait() = Dur(absl::Seconds(5));
+    stubs[i % stubs.size()]->async()->Lease(&calls[i]->ctx, &calls[i]->req,
+                                            &calls[i]->resp, [&](grpc::Status s) {
+                                              if (s.ok()) ++ok;
+                                              ++done;
+                                            });
+  }
+  absl::SleepFor(absl::Seconds(2));
+  int64_t threads = -1, rss_kb = -1, connections = -1;
+  if (server != nullptr) {
+    threads = ProcStatus(server->pid(), "Threads");
+    rss_kb = ProcStatus(server->pid(), "VmRSS");
+    try {
+      pqxx::connection conn(server->url());
+      pqxx::nontransaction tx(conn);
+      connections = tx.exec1(
+          "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+          "current_database() AND pid <> pg_backend_pid()")[0].as<int64_t>();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "idle: %s\n", e.what());
+    }
+  }
+  const int waiting = polls - done.load();
+  absl::Time until = absl::Now() + absl::Seconds(30);
+  while (done.load() < polls && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
+  Report r{"idle"};
+  r.Add("polls", polls);
+  r.Add("waiting_at_sample", waiting);
+  r.Add("spoold_threads", threads);
+  r.Add("db_connections", connections);
+  r.Add("spoold_rss_mib", rss_kb < 0 ? -1.0 : rss_kb / 1024.0);
+  r.Add("returned_ok", ok.load());
+  r.Print();
+  if (waiting != polls || ok.load() != polls) {
+    Fail(absl::StrCat("idle: ", waiting, " waiting of ", polls, ", ", ok.load(), " ok"));
+  }
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Spool's load generator; see the comment at the top of "
+      "tools/bench/spool_bench.cc or docs/benchmarks.md.");
+  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> targets =
+      absl::StrSplit(absl::GetFlag(FLAGS_target), ',', absl::SkipEmpty());
+  if (!absl::GetFlag(FLAGS_worker_queue).empty()) return WorkerMain(targets);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<LocalServer> server;
+  if (absl::GetFlag(FLAGS_start)) {
+    server = std::make_unique<LocalServer>();
+    if (absl::Status s = server->Start(); !s.ok()) {
+      std::fprintf(stderr, "spool-bench: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    targets = {server->target()};
+  }
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  self[n > 0 ? n : 0] = '\0';
+  const std::string run = RunId();
+  for (const std::string& scenario : absl::GetFlag(FLAGS_scenarios)) {
+    const std::string queue = absl::StrCat("bench-", scenario, "-", run);
+    if (scenario == "enqueue") RunEnqueue(targets, queue);
+    else if (scenario == "batch") RunBatch(targets, queue);
+    else if (scenario == "process") RunProcess(targets, queue, self);
+    else if (scenario == "latency") RunLatency(targets, queue);
+    else if (scenario == "mixed") RunMixed(targets, queue);
+    else if (scenario == "idle") RunIdle(targets, queue, server.get());
+    else {
+      std::fprintf(stderr, "spool-bench: unknown scenario %s\n", scenario.c_str());
+      return 2;
+    }
+  }
+  if (server != nullptr) {
+    Report r{"spoold"};
+    r.Add("peak_rss_mib", ProcStatus(server->pid(), "VmHWM") / 1024.0);
+    r.Add("threads", ProcStatus(server->pid(), "Threads"));
+    r.Print();
+    server->Stop();
+  }
+  return g_failed.load() ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace spool::bench
+
+int main(int argc, char** argv) { return spool::bench::Main(argc, argv); }
