@@ -1,6 +1,7 @@
 # Run by ctest (worker_sdk_packaging_test): proves that after
 # `cmake --install`, an unrelated project finds the SDK with
-# find_package(spool CONFIG) and links spool::worker_sdk.
+# find_package(spool CONFIG) and links spool::worker_sdk and
+# spool::worker_metrics.
 # Inputs: BUILD_DIR, CONSUMER_DIR, WORK_DIR, GENERATOR, CXX_COMPILER.
 foreach(var BUILD_DIR CONSUMER_DIR WORK_DIR GENERATOR)
   if(NOT DEFINED ${var})
@@ -26,6 +27,7 @@ file(REMOVE_RECURSE ${WORK_DIR})
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix}
     --component spool_sdk)
 foreach(f include/spool/worker.h include/spool/client.h
+          include/spool/prometheus.h
           include/spool/proto/spool/v1/spool.pb.h)
   if(NOT EXISTS ${prefix}/${f})
     message(FATAL_ERROR "not installed: ${f}")

@@ -1,11 +1,13 @@
 // spool-worker: handles the "thumbnail" queue until SIGTERM/SIGINT.
 //
 //   spool-worker [--target=127.0.0.1:50051] [--queue=thumbnail]
-//                [--concurrency=4]
+//                [--concurrency=4] [--metrics_listen=127.0.0.1:9465]
 //
 // The handler "renders" for a while (honouring cancellation), asks for a
 // retry now and then (as if a storage call timed out), and fails for good on
-// a poisoned payload so the job goes to the dead letters.
+// a poisoned payload so the job goes to the dead letters. With
+// --metrics_listen it serves Prometheus metrics (spool_worker_*) on
+// http://<address>/metrics.
 #include "spool/worker.h"
 
 #include <cstdio>
@@ -16,8 +18,10 @@
 #include <string_view>
 
 #include "absl/random/random.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "spool/prometheus.h"
 
 namespace {
 
@@ -66,15 +70,17 @@ int main(int argc, char** argv) {
   std::string target = "127.0.0.1:50051";
   std::string queue = "thumbnail";
   std::string concurrency_text = "4";
+  std::string metrics_listen;  // empty: no metrics
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (Flag(arg, "target", &target) || Flag(arg, "queue", &queue) ||
-        Flag(arg, "concurrency", &concurrency_text)) {
+        Flag(arg, "concurrency", &concurrency_text) ||
+        Flag(arg, "metrics_listen", &metrics_listen)) {
       continue;
     }
     std::fprintf(stderr,
                  "usage: %s [--target=host:port] [--queue=NAME] "
-                 "[--concurrency=N]\n",
+                 "[--concurrency=N] [--metrics_listen=host:port]\n",
                  argv[0]);
     return 2;
   }
@@ -84,6 +90,24 @@ int main(int argc, char** argv) {
 
   spool::WorkerOptions options;
   options.client.targets = {target};
+  // Optional Prometheus metrics: the observer records, the exposer serves
+  // its registry. (An application that already serves /metrics passes its
+  // own registry to PrometheusWorkerObserver instead.)
+  std::unique_ptr<spool::MetricsExposer> metrics;
+  if (!metrics_listen.empty()) {
+    auto observer = std::make_shared<spool::PrometheusWorkerObserver>();
+    absl::StatusOr<std::unique_ptr<spool::MetricsExposer>> exposer =
+        spool::ServeWorkerMetrics(metrics_listen, observer->registry());
+    if (!exposer.ok()) {
+      std::fprintf(stderr, "metrics: %s\n",
+                   exposer.status().ToString().c_str());
+      return 1;
+    }
+    metrics = *std::move(exposer);
+    options.observer = std::move(observer);
+    std::fprintf(stderr, "spool-worker: metrics on port %d (/metrics)\n",
+                 metrics->port());
+  }
   spool::Worker worker(std::move(options));
   spool::QueueOptions queue_options;
   queue_options.concurrency = std::atoi(concurrency_text.c_str());
