@@ -35,6 +35,14 @@ ABSL_FLAG(bool, migrate, false,
           "Apply pending schema migrations at start-up.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics listen address; empty disables it.");
+ABSL_FLAG(absl::Duration, metrics_refresh, absl::Seconds(10),
+          "How often the database gauges (jobs per queue and state, oldest "
+          "ready job, table bloat, oldest transaction) are read, on a "
+          "connection of their own. Seeing other sessions' transactions "
+          "needs the pg_read_all_stats role.");
+ABSL_FLAG(int, metrics_max_queues, 1000,
+          "Queues with a metric label of their own; the rest share the "
+          "label \"_other\".");
 ABSL_FLAG(int, db_pool_size, 4,
           "PostgreSQL connections (and threads) for queries. On small "
           "machines keep it near the core count: batches beat connections.");
@@ -62,10 +70,11 @@ namespace {
 
 constexpr const char* kEnvFlags[] = {
     "database_url",      "listen",          "migrate",
-    "metrics_listen",    "db_pool_size",    "max_wait",
-    "max_payload_bytes", "maintenance_interval", "retention_interval",
-    "fallback_poll",     "queue_config_ttl", "shutdown_grace",
-    "log_level",         "log_json",
+    "metrics_listen",    "metrics_refresh", "metrics_max_queues",
+    "db_pool_size",      "max_wait",        "max_payload_bytes",
+    "maintenance_interval", "retention_interval", "fallback_poll",
+    "queue_config_ttl",  "shutdown_grace",  "log_level",
+    "log_json",
 };
 
 // Applies SPOOL_<FLAG> environment variables before the command line.
@@ -154,6 +163,14 @@ int main(int argc, char** argv) {
                  "positive\n");
     return 2;
   }
+  const absl::Duration metrics_refresh = absl::GetFlag(FLAGS_metrics_refresh);
+  const int metrics_max_queues = absl::GetFlag(FLAGS_metrics_max_queues);
+  if (metrics_refresh < absl::Milliseconds(10) || metrics_max_queues < 1) {
+    std::fprintf(stderr,
+                 "spoold: --metrics_refresh must be at least 10ms and "
+                 "--metrics_max_queues positive\n");
+    return 2;
+  }
   spool::LogInfo(
       "starting spoold",
       {{"version", SPOOL_VERSION},
@@ -163,6 +180,14 @@ int main(int argc, char** argv) {
        {"db_pool_size", pool_size},
        {"max_wait", absl::FormatDuration(absl::GetFlag(FLAGS_max_wait))},
        {"max_payload_bytes", max_payload},
+       {"maintenance_interval",
+        absl::FormatDuration(absl::GetFlag(FLAGS_maintenance_interval))},
+       {"retention_interval",
+        absl::FormatDuration(absl::GetFlag(FLAGS_retention_interval))},
+       {"metrics_listen", absl::GetFlag(FLAGS_metrics_listen)},
+       {"metrics_refresh", absl::FormatDuration(metrics_refresh)},
+       {"metrics_max_queues", metrics_max_queues},
+       {"log_level", absl::GetFlag(FLAGS_log_level)},
        {"migrate", absl::GetFlag(FLAGS_migrate)}});
 
   if (absl::GetFlag(FLAGS_migrate)) {
@@ -184,6 +209,11 @@ int main(int argc, char** argv) {
   options.queue.fallback_poll = absl::GetFlag(FLAGS_fallback_poll);
   options.queue.queue_config_ttl = absl::GetFlag(FLAGS_queue_config_ttl);
   options.queue.replica_id = ReplicaId();
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_refresh = metrics_refresh;
+  options.metrics_max_queues = metrics_max_queues;
+  options.version = SPOOL_VERSION;
+  options.revision = SPOOL_GIT_REVISION;
 
   spool::SpooldServer server(options);
   if (absl::Status s = server.Start(); !s.ok()) {

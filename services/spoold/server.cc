@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "api/job_service.h"
+#include "api/rpc_interceptor.h"
 #include "base/log.h"
+#include "metrics/exporter.h"
 
 namespace spool {
 
@@ -18,7 +20,15 @@ constexpr char kServiceName[] = "spool.v1.JobService";
 SpooldServer::SpooldServer(ServerOptions options)
     : options_(std::move(options)) {}
 
-SpooldServer::~SpooldServer() { Shutdown(); }
+SpooldServer::~SpooldServer() {
+  Shutdown();
+  // Also when Start() failed half-way: no scrape may outlive the sources.
+  if (exporter_) exporter_->Stop();
+}
+
+int SpooldServer::metrics_port() const {
+  return exporter_ ? exporter_->port() : 0;
+}
 
 absl::Status SpooldServer::Start() {
   store::SessionPool::Options po;
@@ -26,14 +36,40 @@ absl::Status SpooldServer::Start() {
   po.size = options_.db_pool_size;
   pool_ = std::make_unique<store::SessionPool>(po);
 
+  core::Observer* observer = options_.observer;
+  if (!options_.metrics_listen.empty()) {
+    metrics::ExporterOptions mo;
+    mo.listen = options_.metrics_listen;
+    mo.database_url = options_.database_url;
+    mo.refresh = options_.metrics_refresh;
+    mo.max_queues = options_.metrics_max_queues;
+    mo.version = options_.version;
+    mo.revision = options_.revision;
+    exporter_ = std::make_unique<metrics::Exporter>(std::move(mo));
+    observer = exporter_.get();
+  }
+
   core::JobQueueOptions qo = options_.queue;
   qo.database_url = options_.database_url;
-  queue_ = std::make_unique<core::JobQueue>(pool_.get(), qo, options_.observer);
+  queue_ = std::make_unique<core::JobQueue>(pool_.get(), qo, observer);
   service_ = std::make_unique<api::JobService>(queue_.get());
+
+  if (exporter_) {
+    exporter_->SetSources(pool_.get(), queue_.get());
+    if (absl::Status s = exporter_->Start(); !s.ok()) return s;
+    LogInfo("metrics listening",
+            {{"listen", options_.metrics_listen}, {"port", exporter_->port()}});
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Logs failed calls and, with metrics, times every call by method and code.
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(api::MakeRpcInterceptorFactory(exporter_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(),
                            &port_);
   builder.RegisterService(service_.get());
@@ -75,6 +111,7 @@ void SpooldServer::Shutdown() {
   queue_->Stop();
   pool_->Shutdown();
   server_.reset();
+  if (exporter_) exporter_->Stop();
 }
 
 }  // namespace spool

@@ -1,6 +1,7 @@
 // SpooldServer: wires the layers together (session pool -> queue core ->
-// gRPC service), serves health and reflection, and runs the shutdown
-// sequence. Kept apart from main() so tests and tools can embed a server.
+// gRPC service, with the metrics exporter observing both), serves health and
+// reflection, and runs the shutdown sequence. Kept apart from main() so tests
+// and tools can embed a server.
 #pragma once
 
 #include <memory>
@@ -18,6 +19,10 @@ namespace spool::api {
 class JobService;
 }  // namespace spool::api
 
+namespace spool::metrics {
+class Exporter;
+}  // namespace spool::metrics
+
 namespace spool {
 
 struct ServerOptions {
@@ -27,6 +32,17 @@ struct ServerOptions {
   core::JobQueueOptions queue;
   // Grace period for in-flight calls at shutdown.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Prometheus /metrics address (host:port, port 0 picks one); empty: no
+  // exporter.
+  std::string metrics_listen;
+  // How often the exporter reads its gauges from PostgreSQL.
+  absl::Duration metrics_refresh = absl::Seconds(10);
+  // Distinct queue label values before the rest share "_other".
+  int metrics_max_queues = 1000;
+  // For spool_build_info.
+  std::string version = "unknown";
+  std::string revision = "unknown";
+  // Observes the queue core when there is no exporter (tests).
   core::Observer* observer = nullptr;
 };
 
@@ -41,6 +57,10 @@ class SpooldServer {
   int port() const { return port_; }
   core::JobQueue* queue() { return queue_.get(); }
   store::SessionPool* pool() { return pool_.get(); }
+  // Null without metrics_listen.
+  metrics::Exporter* exporter() { return exporter_.get(); }
+  // The bound /metrics port, 0 without metrics.
+  int metrics_port() const;
 
   // Ends waiting long-polls empty, stops accepting calls, lets in-flight
   // calls finish within the grace period, then closes connections.
@@ -48,6 +68,8 @@ class SpooldServer {
 
  private:
   ServerOptions options_;
+  // Declared first so it outlives the queue core that calls it.
+  std::unique_ptr<metrics::Exporter> exporter_;
   std::unique_ptr<store::SessionPool> pool_;
   std::unique_ptr<core::JobQueue> queue_;
   std::unique_ptr<api::JobService> service_;

@@ -42,6 +42,8 @@ class JobQueue::PollCall : public LeaseCall,
   void Start() {
     if (wait_until_ > absl::Now()) {
       auto self = shared_from_this();
+      // Under mu_: the timer may fire (and Finish read timer_id_) at once.
+      absl::MutexLock lock(&mu_);
       timer_id_ = jq_->timer_.Schedule(wait_until_, [self] {
         if (self->Finish(std::vector<store::LeasedJob>())) {
           self->jq_->observer_->OnLongPollTimeout(self->params_.queue);
@@ -141,14 +143,16 @@ class JobQueue::PollCall : public LeaseCall,
 
   bool Finish(absl::StatusOr<std::vector<store::LeasedJob>> result) {
     Callback<std::vector<store::LeasedJob>> done;
+    Timer::Id timer_id;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return false;
       finished_ = true;
       done = std::move(done_);
+      timer_id = timer_id_;
     }
     jq_->hub_.Unregister(params_.queue, this);
-    if (timer_id_ != 0) jq_->timer_.Cancel(timer_id_);
+    if (timer_id != 0) jq_->timer_.Cancel(timer_id);
     done(std::move(result));
     return true;
   }
@@ -157,8 +161,8 @@ class JobQueue::PollCall : public LeaseCall,
   store::LeaseParams params_;
   bool default_timeout_;
   const absl::Time wait_until_;
-  Timer::Id timer_id_ = 0;
   absl::Mutex mu_;
+  Timer::Id timer_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   Callback<std::vector<store::LeasedJob>> done_ ABSL_GUARDED_BY(mu_);
 };
@@ -384,6 +388,7 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
     inserted = s->Enqueue(rows);  // A serialization conflict: once more.
   }
   observer_->OnDatabaseRoundTrip("enqueue", absl::Now() - start);
+  observer_->OnEnqueueBatch(static_cast<int64_t>(rows.size()));
   if (!inserted.ok()) {
     for (size_t r = 0; r < group.size(); ++r) {
       if (accepted[r]) group[r].done(inserted.status());
@@ -465,38 +470,67 @@ void JobQueue::Publish(const std::string& queue) {
   {
     absl::MutexLock lock(&mu_);
     pending_notify_.insert(queue);
-    if (notify_in_flight_) return;  // The sender in flight will take it.
+  }
+  FlushNotifications();
+}
+
+void JobQueue::FlushNotifications() {
+  {
+    absl::MutexLock lock(&mu_);
+    // A send in flight or armed will take what is pending.
+    if (pending_notify_.empty()) return;
+    if (notify_in_flight_ || notify_armed_) return;
+    const absl::Time now = absl::Now();
+    if (now < next_notify_) {
+      notify_armed_ = true;
+      timer_.Schedule(next_notify_, [this] {
+        {
+          absl::MutexLock lock(&mu_);
+          notify_armed_ = false;
+          if (notify_in_flight_ || pending_notify_.empty()) return;
+          notify_in_flight_ = true;
+        }
+        SendNotifications();
+      });
+      return;
+    }
     notify_in_flight_ = true;
   }
   SendNotifications();
 }
 
 void JobQueue::SendNotifications() {
-  // Runs as one pool task; while it sends, new queues accumulate and are sent
-  // in the next round, so a burst of enqueues costs a few NOTIFYs, not one
-  // per job.
+  // One NOTIFY carries every queue that got jobs since the last one, and
+  // NOTIFYs are at least notify_interval apart: a burst of enqueues costs
+  // one notification, sent outside the job-writing statement.
   pool_->Submit([this](absl::StatusOr<store::Session*> session) {
     std::vector<std::string> queues;
     {
       absl::MutexLock lock(&mu_);
       queues.assign(pending_notify_.begin(), pending_notify_.end());
       pending_notify_.clear();
-      if (queues.empty() || !session.ok()) {
-        notify_in_flight_ = false;
-        return;
-      }
     }
-    std::string payload = options_.replica_id;
-    for (const std::string& q : queues) {
-      if (payload.size() + q.size() + 1 > kMaxNotifyPayload) {
-        (void)(*session)->Notify(options_.notify_channel, payload);
-        payload = options_.replica_id;
+    if (session.ok() && !queues.empty()) {
+      std::string payload = options_.replica_id;
+      for (const std::string& q : queues) {
+        if (payload.size() + q.size() + 1 > kMaxNotifyPayload) {
+          (void)(*session)->Notify(options_.notify_channel, payload);
+          payload = options_.replica_id;
+        }
+        absl::StrAppend(&payload, "\n", q);
       }
-      absl::StrAppend(&payload, "\n", q);
+      absl::Status st = (*session)->Notify(options_.notify_channel, payload);
+      if (!st.ok()) LogDebug("notify failed", {{"error", st.message()}});
     }
-    absl::Status st = (*session)->Notify(options_.notify_channel, payload);
-    if (!st.ok()) LogDebug("notify failed", {{"error", st.message()}});
-    SendNotifications();
+    bool again;
+    {
+      absl::MutexLock lock(&mu_);
+      notify_in_flight_ = false;
+      next_notify_ = absl::Now() + options_.notify_interval;
+      again = !pending_notify_.empty();
+    }
+    // Queues that arrived meanwhile go out after the interval.
+    if (again) FlushNotifications();
   });
 }
 
@@ -556,13 +590,14 @@ void JobQueue::RunMaintenance(bool retention) {
     maintenance_running_ = true;
   }
   pool_->Submit([this, retention](absl::StatusOr<store::Session*> session) {
-    if (session.ok()) {
+    // One pass; a lost connection ends it (the next pass reconnects).
+    if (session.ok()) [&] {
       store::Session* s = *session;
       const int batch = options_.maintenance_batch;
       constexpr int kMaxBatches = 10;
       for (int i = 0; i < kMaxBatches; ++i) {
         auto reaped = s->ReapExpiredLeases(batch);
-        if (!reaped.ok()) break;
+        if (!reaped.ok()) return;
         absl::flat_hash_map<std::string, int64_t> dead;
         for (const auto& [q, n] : reaped->dead) dead[q] = n;
         for (const auto& [q, n] : reaped->made_ready) {
@@ -579,7 +614,7 @@ void JobQueue::RunMaintenance(bool retention) {
       }
       for (int i = 0; i < kMaxBatches; ++i) {
         auto promoted = s->PromoteScheduled(batch);
-        if (!promoted.ok()) break;
+        if (!promoted.ok()) return;
         int64_t total = 0;
         for (const auto& [q, n] : *promoted) {
           total += n;
@@ -588,18 +623,19 @@ void JobQueue::RunMaintenance(bool retention) {
         if (total < batch) break;
       }
       auto next = s->NextScheduledRunAt();
-      if (next.ok() && next->has_value()) NoteScheduled(**next);
+      if (!next.ok()) return;
+      if (next->has_value()) NoteScheduled(**next);
       if (retention) {
         int64_t purged = 0, keys = 0;
         for (int i = 0; i < kMaxBatches; ++i) {
           auto n = s->PurgeFinished(batch);
-          if (!n.ok()) break;
+          if (!n.ok()) return;
           purged += *n;
           if (*n < batch) break;
         }
         for (int i = 0; i < kMaxBatches; ++i) {
           auto n = s->PurgeIdempotencyKeys(batch);
-          if (!n.ok()) break;
+          if (!n.ok()) return;
           keys += *n;
           if (*n < batch) break;
         }
@@ -608,7 +644,7 @@ void JobQueue::RunMaintenance(bool retention) {
                   {{"jobs_deleted", purged}, {"keys_deleted", keys}});
         }
       }
-    }
+    }();
     bool again;
     {
       absl::MutexLock lock(&mu_);
@@ -699,6 +735,7 @@ void JobQueue::ProcessAcks(absl::StatusOr<store::Session*> session,
   absl::Time start = absl::Now();
   auto acked = (*session)->Ack(all);
   observer_->OnDatabaseRoundTrip("ack", absl::Now() - start);
+  observer_->OnAckBatch(static_cast<int64_t>(all.size()));
   if (!acked.ok()) {
     for (PendingAck& p : group) p.done(acked.status());
     return;
@@ -782,7 +819,7 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
     const store::NackResult r = *result;
     done(std::move(result));
     observer_->OnNacked(lease->queue, r.state == store::JobState::kDead,
-                        absl::ZeroDuration());
+                        r.processing);
     if (r.state == store::JobState::kReady) {
       JobsReady(lease->queue, 1, true);
     } else if (r.state == store::JobState::kScheduled && r.next_run_at) {

@@ -59,6 +59,8 @@ struct JobQueueOptions {
   // A long-poll returns this long before the caller's deadline.
   absl::Duration deadline_margin = absl::Milliseconds(50);
   std::string notify_channel = "spool_jobs";
+  // At most one cross-replica NOTIFY per this interval.
+  absl::Duration notify_interval = absl::Milliseconds(2);
   // Enqueue and Ack statements (each combining every call waiting) that may
   // run at once.
   int group_commit_in_flight = 2;
@@ -146,6 +148,7 @@ class JobQueue {
   absl::StatusOr<store::QueueConfig> QueueConfigFor(store::Session* session,
                                                     const std::string& name);
   void Publish(const std::string& queue);
+  void FlushNotifications();
   void SendNotifications();
   void OnNotification(const std::string& payload);
   void NoteScheduled(absl::Time when);
@@ -179,6 +182,8 @@ class JobQueue {
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> pending_notify_ ABSL_GUARDED_BY(mu_);
   bool notify_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool notify_armed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_notify_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // The armed wake-up for the earliest scheduled job.
   absl::Time scheduled_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   Timer::Id scheduled_timer_ ABSL_GUARDED_BY(mu_) = 0;

@@ -20,6 +20,10 @@ class Observer {
   // One call per leased job; `waited` is ready -> leased.
   virtual void OnLeased(const std::string& queue, absl::Duration waited) {}
   virtual void OnLeaseBatch(const std::string& queue, int64_t jobs) {}
+  // Rows one Enqueue or Ack statement carried (with group commit, the jobs
+  // of every call it combined).
+  virtual void OnEnqueueBatch(int64_t jobs) {}
+  virtual void OnAckBatch(int64_t jobs) {}
   virtual void OnAcked(const std::string& queue, absl::Duration processing) {}
   virtual void OnNacked(const std::string& queue, bool dead,
                         absl::Duration processing) {}

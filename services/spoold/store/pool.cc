@@ -44,11 +44,13 @@ SessionPool::Stats SessionPool::GetStats() const {
   s.busy = busy_;
   s.connected = connected_;
   s.queued = static_cast<int>(tasks_.size());
+  s.reconnects = reconnects_;
   return s;
 }
 
 void SessionPool::ThreadMain(int index) {
   std::unique_ptr<Session> session;
+  bool lost = false;  // A connection of this thread was lost or refused.
   auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return !tasks_.empty() || stopping_;
   };
@@ -64,6 +66,7 @@ void SessionPool::ThreadMain(int index) {
     }
     if (session != nullptr && session->broken()) {
       session.reset();
+      lost = true;
       absl::MutexLock lock(&mu_);
       --connected_;
     }
@@ -84,7 +87,13 @@ void SessionPool::ThreadMain(int index) {
         if (s.ok()) {
           session = *std::move(s);
           ++connected_;
+          if (lost) {
+            ++reconnects_;
+            lost = false;
+            LogInfo("database reconnected", {{"pool_thread", index}});
+          }
         } else {
+          lost = true;
           last_connect_failure_ = absl::Now();
           last_connect_error_ = "the database is unavailable";
           connect_error = absl::UnavailableError(last_connect_error_);

@@ -38,6 +38,7 @@ class SessionPool {
     int busy = 0;       // Threads running a task.
     int connected = 0;  // Threads holding an open connection.
     int queued = 0;     // Tasks waiting for a thread.
+    int64_t reconnects = 0;  // Connects after a lost or refused connection.
   };
 
   explicit SessionPool(Options options);
@@ -65,6 +66,7 @@ class SessionPool {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   int connected_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t reconnects_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_connect_failure_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string last_connect_error_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;

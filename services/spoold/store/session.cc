@@ -108,7 +108,8 @@ WITH picked AS (
 )
 UPDATE spool_jobs j
 SET state = 3, attempt = j.attempt + 1, lease_id = gen_random_uuid(),
-    leased_at = now(), lease_expires_at = now() + $3 * interval '1 microsecond',
+    leased_at = now(),
+    lease_expires_at = now() + $3::int8 * interval '1 microsecond',
     worker_id = nullif($4, '')
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.lease_id::text, j.payload, j.headers::text, j.priority,
@@ -155,15 +156,16 @@ ORDER BY i.ord)sql"},
       {"nack", R"sql(
 UPDATE spool_jobs SET
   state = CASE WHEN $5 OR attempt >= max_attempts THEN 5
-               WHEN $3 > 0 THEN 1 ELSE 2 END,
+               WHEN $3::int8 > 0 THEN 1 ELSE 2 END,
   run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at
-                ELSE now() + $3 * interval '1 microsecond' END,
+                ELSE now() + $3::int8 * interval '1 microsecond' END,
   finished_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,
   last_error = $4, lease_expires_at = NULL
 WHERE id = $1 AND lease_id = $2::uuid AND state = 3
-RETURNING state, spool_us(run_at))sql"},
+RETURNING state, spool_us(run_at), spool_us(now()) - spool_us(leased_at))sql"},
       {"extend_lease", R"sql(
-UPDATE spool_jobs SET lease_expires_at = now() + $3 * interval '1 microsecond'
+UPDATE spool_jobs
+SET lease_expires_at = now() + $3::int8 * interval '1 microsecond'
 WHERE id = $1 AND lease_id = $2::uuid AND state = 3
 RETURNING spool_us(lease_expires_at))sql"},
       {"get_job", R"sql(
@@ -337,7 +339,12 @@ absl::Status Session::ConvertException(const char* op) {
   } catch (const pqxx::broken_connection& e) {
     broken_ = true;
     LogWarning("database connection lost", {{"op", op}, {"error", e.what()}});
-    return absl::UnavailableError("the database connection was lost");
+    // The statement may have committed before the connection went: say so,
+    // so callers retry only what is safe to repeat (e.g. with an
+    // idempotency key).
+    return absl::UnavailableError(
+        "the database connection was lost during the call; it may or may "
+        "not have taken effect");
   } catch (const pqxx::in_doubt_error& e) {
     broken_ = true;
     LogWarning("database commit in doubt", {{"op", op}, {"error", e.what()}});
@@ -626,6 +633,9 @@ absl::StatusOr<NackResult> Session::Nack(const NackParams& p) {
     out.state = static_cast<JobState>(r[0][0].as<int16_t>());
     if (out.state != JobState::kDead) {
       out.next_run_at = FromMicros(r[0][1].as<int64_t>());
+    }
+    if (!r[0][2].is_null()) {
+      out.processing = absl::Microseconds(r[0][2].as<int64_t>());
     }
     return out;
   } catch (...) {

@@ -112,6 +112,7 @@ struct NackParams {
 struct NackResult {
   JobState state = JobState::kReady;
   std::optional<absl::Time> next_run_at;
+  absl::Duration processing = absl::ZeroDuration();  // Leased -> nacked.
 };
 
 struct Job {

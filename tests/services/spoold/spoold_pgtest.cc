@@ -211,6 +211,26 @@ TEST_F(SemanticsTest, NackWithDelayReschedules) {
   EXPECT_GE(absl::Now(), next - absl::Milliseconds(100));
 }
 
+// Durations travel as 64-bit microseconds: the longest allowed values work.
+TEST_F(SemanticsTest, LongestVisibilityTimeoutAndRetryDelayAreAccepted) {
+  std::string id = api_->MustEnqueue("long", "x");
+  auto jobs = api_->LeaseJobs("long", 1, absl::ZeroDuration(), absl::Hours(12));
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_GT(FromTs(jobs[0].lease_expires_at()), absl::Now() + absl::Hours(11));
+  v1::ExtendLeaseResponse er;
+  ASSERT_TRUE(api_->Extend(id, jobs[0].lease_id(), absl::Hours(12), &er).ok());
+  EXPECT_GT(FromTs(er.lease_expires_at()), absl::Now() + absl::Hours(11));
+  v1::NackRequest req;
+  req.set_job_id(id);
+  req.set_lease_id(jobs[0].lease_id());
+  *req.mutable_retry_delay() = Dur(absl::Hours(24 * 366));
+  v1::NackResponse resp;
+  grpc::Status s = api_->Nack(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.state(), v1::JOB_STATE_SCHEDULED);
+  EXPECT_GT(FromTs(resp.next_run_at()), absl::Now() + absl::Hours(24 * 365));
+}
+
 TEST_F(SemanticsTest, NackWithZeroDelayIsReadyAtOnce) {
   std::string id = api_->MustEnqueue("nack0", "x");
   auto jobs = api_->LeaseJobs("nack0", 1);
