@@ -15,9 +15,11 @@
 // otherwise it targets --target. Prints one summary line per scenario and,
 // with --json, one JSON object per line. Exits 1 if any count is wrong.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -27,6 +29,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <pqxx/pqxx>
@@ -263,6 +266,76 @@ int64_t ProcStatus(int pid, const std::string& key) {
   return -1;
 }
 
+// CPU seconds (user + system) of a process and of all its threads, from
+// /proc/PID/stat; -1 when unknown.
+double ProcCpuSeconds(int pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(f)),
+                   std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::vector<std::string> fields =
+      absl::StrSplit(stat.substr(paren + 2), ' ', absl::SkipEmpty());
+  int64_t utime = 0, stime = 0;
+  // Fields 14 and 15 of stat; here counted from field 3.
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+// CPU seconds of every process named `comm` (e.g. all postgres backends).
+double CommCpuSeconds(const std::string& comm) {
+  double total = 0;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return -1;
+  while (dirent* e = readdir(proc)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
+    std::ifstream c(absl::StrCat("/proc/", pid, "/comm"));
+    std::string name;
+    if (c && std::getline(c, name) && name == comm) {
+      total += std::max(0.0, ProcCpuSeconds(pid));
+    }
+  }
+  closedir(proc);
+  return total;
+}
+
+// Where the CPU went during a scenario: this process (the load generator,
+// including worker processes it reaped), spoold, and PostgreSQL.
+class CpuMeter {
+ public:
+  explicit CpuMeter(int spoold_pid) : spoold_pid_(spoold_pid) { Start(); }
+  void Start() {
+    self_ = SelfCpu();
+    spoold_ = spoold_pid_ > 0 ? ProcCpuSeconds(spoold_pid_) : -1;
+    pg_ = spoold_pid_ > 0 ? CommCpuSeconds("postgres") : -1;
+  }
+  void AddTo(Report& r) const {
+    r.Add("cpu_s_bench", SelfCpu() - self_);
+    if (spoold_pid_ > 0) {
+      r.Add("cpu_s_spoold", ProcCpuSeconds(spoold_pid_) - spoold_);
+      r.Add("cpu_s_postgres", CommCpuSeconds("postgres") - pg_);
+    }
+  }
+
+ private:
+  static double SelfCpu() {
+    rusage self{}, children{};
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    auto secs = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+    return secs(self.ru_utime) + secs(self.ru_stime) +
+           secs(children.ru_utime) + secs(children.ru_stime);
+  }
+  int spoold_pid_;
+  double self_ = 0, spoold_ = 0, pg_ = 0;
+};
+
+int g_spoold_pid = -1;
+
 // ---------------------------------------------------------------------------
 // enqueue: `callers` single-job Enqueue calls kept in flight.
 void RunEnqueue(const std::vector<std::string>& targets,
@@ -307,11 +380,13 @@ void RunEnqueue(const std::vector<std::string>& targets,
           issue(caller);
         });
   };
+  CpuMeter cpu(g_spoold_pid);
   absl::Time start = absl::Now();
   for (int i = 0; i < callers; ++i) issue(i);
   done.WaitForNotification();
   absl::Duration took = absl::Now() - start;
   Report r{"enqueue"};
+  cpu.AddTo(r);
   r.Add("callers", callers);
   r.Add("jobs", ok.load());
   r.Add("failed", failed.load());
@@ -372,10 +447,12 @@ void RunBatch(const std::vector<std::string>& targets, const std::string& queue)
   const int size = absl::GetFlag(FLAGS_batch_size);
   const int callers = absl::GetFlag(FLAGS_batch_callers);
   int failed = 0;
+  CpuMeter cpu(g_spoold_pid);
   absl::Time start = absl::Now();
   auto ids = EnqueueBatches(targets, queue, total, size, callers, &failed);
   absl::Duration took = absl::Now() - start;
   Report r{"batch"};
+  cpu.AddTo(r);
   r.Add("batch_size", size);
   r.Add("callers", callers);
   r.Add("jobs", ids.size());
@@ -500,6 +577,7 @@ void RunProcess(const std::vector<std::string>& targets, const std::string& queu
   char tmpl[] = "/tmp/spool-bench-ids-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   std::vector<ChildWorker> workers;
+  CpuMeter cpu(g_spoold_pid);
   absl::Time start = absl::Now();
   for (int i = 0; i < nworkers; ++i) {
     workers.push_back(SpawnWorker(self, absl::StrJoin(targets, ","), queue,
@@ -547,6 +625,7 @@ void RunProcess(const std::vector<std::string>& targets, const std::string& queu
   grpc::Status ls = stub->Lease(&ctx, lr, &resp);
   (void)system(absl::StrCat("rm -rf ", dir).c_str());
   Report r{"process"};
+  cpu.AddTo(r);
   r.Add("workers", nworkers);
   r.Add("concurrency", absl::GetFlag(FLAGS_worker_concurrency));
   r.Add("jobs", total);
@@ -793,6 +872,8 @@ void RunIdle(const std::vector<std::string>& targets, const std::string& queue,
 }
 
 int Main(int argc, char** argv) {
+  // As in spoold: no per-acquisition lock-order checks in a load generator.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(
       "Spool's load generator; see the comment at the top of "
       "tools/bench/spool_bench.cc or docs/benchmarks.md.");
@@ -810,6 +891,7 @@ int Main(int argc, char** argv) {
       return 1;
     }
     targets = {server->target()};
+    g_spoold_pid = server->pid();
   }
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

@@ -59,8 +59,9 @@ struct JobQueueOptions {
   // A long-poll returns this long before the caller's deadline.
   absl::Duration deadline_margin = absl::Milliseconds(50);
   std::string notify_channel = "spool_jobs";
-  // At most one cross-replica NOTIFY per this interval.
-  absl::Duration notify_interval = absl::Milliseconds(2);
+  // At most one cross-replica NOTIFY per this interval: the first of a
+  // burst goes at once, the rest of the burst rides on the next one.
+  absl::Duration notify_interval = absl::Milliseconds(10);
   // Enqueue and Ack statements (each combining every call waiting) that may
   // run at once.
   int group_commit_in_flight = 2;

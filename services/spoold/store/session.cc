@@ -30,6 +30,12 @@ struct Statement {
   std::string sql;
 };
 
+// Fenced changes of one leased job test `state::int4 = 3`, not `state = 3`:
+// the cast keeps the planner from matching the partial index on leased rows
+// (spool_jobs_leased_idx, for the expiry scan), which it would otherwise
+// walk in full whenever its statistics think few jobs are leased. These
+// statements must always go through the primary key.
+
 std::vector<Statement> Statements() {
   return {
       {"ping", "SELECT 1"},
@@ -120,7 +126,7 @@ UPDATE spool_jobs j
 SET state = 2, attempt = j.attempt - 1, lease_id = NULL, leased_at = NULL,
     lease_expires_at = NULL
 FROM unnest($1::int8[], $2::uuid[]) AS t(id, lease)
-WHERE j.id = t.id AND j.lease_id = t.lease AND j.state = 3)sql"},
+WHERE j.id = t.id AND j.lease_id = t.lease AND j.state::int4 = 3)sql"},
       {"ack", R"sql(
 WITH input AS (
   SELECT t.ord, t.id, t.lease::uuid AS lease,
@@ -131,7 +137,7 @@ WITH input AS (
 ),
 deleted AS (
   DELETE FROM spool_jobs j USING input i, spool_queues q
-  WHERE j.id = i.id AND j.lease_id = i.lease AND j.state = 3
+  WHERE j.id = i.id AND j.lease_id = i.lease AND j.state::int4 = 3
     AND q.name = j.queue AND q.succeeded_retention = '0'
   RETURNING j.id, j.lease_id, spool_us(now()) - spool_us(j.leased_at) AS took
 ),
@@ -139,7 +145,7 @@ kept AS (
   UPDATE spool_jobs j
   SET state = 4, result = i.result, finished_at = now(), lease_expires_at = NULL
   FROM input i, spool_queues q
-  WHERE j.id = i.id AND j.lease_id = i.lease AND j.state = 3
+  WHERE j.id = i.id AND j.lease_id = i.lease AND j.state::int4 = 3
     AND q.name = j.queue AND q.succeeded_retention > '0'
   RETURNING j.id, j.lease_id, spool_us(now()) - spool_us(j.leased_at) AS took
 )
@@ -161,12 +167,12 @@ UPDATE spool_jobs SET
                 ELSE now() + $3::int8 * interval '1 microsecond' END,
   finished_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,
   last_error = $4, lease_expires_at = NULL
-WHERE id = $1 AND lease_id = $2::uuid AND state = 3
+WHERE id = $1 AND lease_id = $2::uuid AND state::int4 = 3
 RETURNING state, spool_us(run_at), spool_us(now()) - spool_us(leased_at))sql"},
       {"extend_lease", R"sql(
 UPDATE spool_jobs
 SET lease_expires_at = now() + $3::int8 * interval '1 microsecond'
-WHERE id = $1 AND lease_id = $2::uuid AND state = 3
+WHERE id = $1 AND lease_id = $2::uuid AND state::int4 = 3
 RETURNING spool_us(lease_expires_at))sql"},
       {"get_job", R"sql(
 SELECT id, queue, state, priority, attempt, max_attempts, payload,

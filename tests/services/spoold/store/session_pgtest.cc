@@ -95,6 +95,36 @@ FROM generate_series(1, 400000) g)sql");
   }
 }
 
+// Acks go through the primary key even when the statistics are stale and
+// claim almost nothing is leased (the partial index on leased rows then looks
+// cheap, but walking it costs O(leased jobs) per ack).
+TEST_F(SessionTest, AckUsesThePrimaryKeyEvenWithStaleStatistics) {
+  pqxx::connection conn(url_);
+  pqxx::nontransaction tx(conn);
+  tx.exec("INSERT INTO spool_queues (name) VALUES ('q')");
+  tx.exec("INSERT INTO spool_jobs (queue, state, run_at, max_attempts, payload)"
+          " SELECT 'q', 2, now(), 20, '' FROM generate_series(1, 50000)");
+  tx.exec("ANALYZE spool_jobs");  // Statistics: nothing leased.
+  tx.exec("UPDATE spool_jobs SET state = 3, lease_id = gen_random_uuid(), "
+          "lease_expires_at = now() + interval '1 hour' WHERE id % 2 = 0");
+  for (const char* mode : {"auto", "force_generic_plan"}) {
+    tx.exec(absl::StrCat("SET plan_cache_mode = ", mode));
+    tx.exec("DEALLOCATE ALL");
+    tx.exec(absl::StrCat("PREPARE ack_q(int8[], text[], int4[], bytea) AS ",
+                         StatementSql("ack")));
+    std::string plan;
+    for (const auto& row : tx.exec(
+             "EXPLAIN EXECUTE ack_q('{2,4}', "
+             "'{00000000-0000-4000-8000-000000000000,"
+             "00000000-0000-4000-8000-000000000000}', '{0,0}', '\\x')")) {
+      plan += row[0].as<std::string>() + "\n";
+    }
+    EXPECT_THAT(plan, Not(HasSubstr("spool_jobs_leased_idx"))) << mode << plan;
+    EXPECT_THAT(plan, Not(HasSubstr("Seq Scan on spool_jobs"))) << mode << plan;
+    EXPECT_THAT(plan, HasSubstr("spool_jobs_pkey")) << mode << plan;
+  }
+}
+
 TEST_F(SessionTest, ConcurrentSessionsNeverLeaseTheSameJob) {
   constexpr int kJobs = 3000;
   {
