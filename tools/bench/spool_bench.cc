@@ -313,11 +313,24 @@ class CpuMeter {
     spoold_ = spoold_pid_ > 0 ? ProcCpuSeconds(spoold_pid_) : -1;
     pg_ = spoold_pid_ > 0 ? CommCpuSeconds("postgres") : -1;
   }
-  void AddTo(Report& r) const {
-    r.Add("cpu_s_bench", SelfCpu() - self_);
+  double spoold_start() const { return spoold_; }
+  double pg_start() const { return pg_; }
+  // Ends the measured interval (AddTo reports up to here).
+  void Stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    self_ = SelfCpu() - self_;
     if (spoold_pid_ > 0) {
-      r.Add("cpu_s_spoold", ProcCpuSeconds(spoold_pid_) - spoold_);
-      r.Add("cpu_s_postgres", CommCpuSeconds("postgres") - pg_);
+      spoold_ = ProcCpuSeconds(spoold_pid_) - spoold_;
+      pg_ = CommCpuSeconds("postgres") - pg_;
+    }
+  }
+  void AddTo(Report& r) {
+    Stop();
+    r.Add("cpu_s_bench", self_);
+    if (spoold_pid_ > 0) {
+      r.Add("cpu_s_spoold", spoold_);
+      r.Add("cpu_s_postgres", pg_);
     }
   }
 
@@ -331,6 +344,7 @@ class CpuMeter {
            secs(children.ru_utime) + secs(children.ru_stime);
   }
   int spoold_pid_;
+  bool stopped_ = false;
   double self_ = 0, spoold_ = 0, pg_ = 0;
 };
 
@@ -595,6 +609,11 @@ void RunProcess(const std::vector<std::string>& targets, const std::string& queu
     absl::SleepFor(absl::Milliseconds(2));
   }
   absl::Duration took = absl::Now() - start;
+  const double spoold_cpu =
+      g_spoold_pid > 0 ? ProcCpuSeconds(g_spoold_pid) : -1;
+  const double pg_cpu = g_spoold_pid > 0 ? CommCpuSeconds("postgres") : -1;
+  double worker_cpu = 0;
+  for (auto& w : workers) worker_cpu += ProcCpuSeconds(w.pid);
   for (auto& w : workers) kill(w.pid, SIGTERM);
   int bad_exit = 0;
   for (auto& w : workers) {
@@ -625,7 +644,13 @@ void RunProcess(const std::vector<std::string>& targets, const std::string& queu
   grpc::Status ls = stub->Lease(&ctx, lr, &resp);
   (void)system(absl::StrCat("rm -rf ", dir).c_str());
   Report r{"process"};
-  cpu.AddTo(r);
+  // Up to the moment the last job was handled: the workers' CPU (read before
+  // they were stopped), spoold's and PostgreSQL's.
+  r.Add("cpu_s_workers", worker_cpu);
+  if (g_spoold_pid > 0) {
+    r.Add("cpu_s_spoold", spoold_cpu - cpu.spoold_start());
+    r.Add("cpu_s_postgres", pg_cpu - cpu.pg_start());
+  }
   r.Add("workers", nworkers);
   r.Add("concurrency", absl::GetFlag(FLAGS_worker_concurrency));
   r.Add("jobs", total);
