@@ -33,8 +33,7 @@ ABSL_FLAG(std::string, database_url, "",
           "or a session-mode pooler, not a transaction-mode PgBouncer.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address (host:port).");
-ABSL_FLAG(bool, migrate, false,
-          "Apply pending schema migrations at start-up.");
+ABSL_FLAG(bool, migrate, false, "Apply pending schema migrations at start-up.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics listen address; empty disables it.");
 ABSL_FLAG(absl::Duration, metrics_refresh, absl::Seconds(10),
@@ -77,12 +76,24 @@ ABSL_FLAG(bool, log_json, false, "Write log lines as JSON objects.");
 namespace {
 
 constexpr const char* kEnvFlags[] = {
-    "database_url",      "listen",          "migrate",
-    "metrics_listen",    "metrics_refresh", "metrics_max_queues",
-    "db_pool_size",      "max_wait",        "max_payload_bytes",
-    "maintenance_interval", "retention_interval", "fallback_poll",
-    "queue_config_ttl",  "shutdown_grace",  "log_level",
-    "log_json",          "notify_interval", "group_commit_in_flight",
+    "database_url",
+    "listen",
+    "migrate",
+    "metrics_listen",
+    "metrics_refresh",
+    "metrics_max_queues",
+    "db_pool_size",
+    "max_wait",
+    "max_payload_bytes",
+    "maintenance_interval",
+    "retention_interval",
+    "fallback_poll",
+    "queue_config_ttl",
+    "shutdown_grace",
+    "log_level",
+    "log_json",
+    "notify_interval",
+    "group_commit_in_flight",
 };
 
 // Applies SPOOL_<FLAG> environment variables before the command line.
@@ -103,14 +114,15 @@ bool ApplyEnvironment() {
 
 std::string ReplicaId() {
   absl::BitGen gen;
-  return absl::StrCat(getpid(), "-",
-                      absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+  return absl::StrCat(
+      getpid(), "-", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
 }
 
 int Migrate(const std::string& url) {
   auto applied = spool::store::ApplyMigrations(url);
   if (!applied.ok()) {
-    spool::LogError("migration failed", {{"error", applied.status().message()}});
+    spool::LogError("migration failed",
+                    {{"error", applied.status().message()}});
     return 1;
   }
   spool::LogInfo("migrations done", {{"applied", *applied}});
@@ -138,8 +150,9 @@ int main(int argc, char** argv) {
 
   spool::LogLevel level;
   if (!spool::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
-    std::fprintf(stderr, "spoold: --log_level must be debug, info, warning "
-                         "or error\n");
+    std::fprintf(stderr,
+                 "spoold: --log_level must be debug, info, warning "
+                 "or error\n");
     return 2;
   }
   spool::SetLogLevel(level);
@@ -215,7 +228,8 @@ int main(int argc, char** argv) {
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.queue.limits.max_wait = absl::GetFlag(FLAGS_max_wait);
   options.queue.limits.max_payload_bytes = max_payload;
-  options.queue.maintenance_interval = absl::GetFlag(FLAGS_maintenance_interval);
+  options.queue.maintenance_interval =
+      absl::GetFlag(FLAGS_maintenance_interval);
   options.queue.retention_interval = absl::GetFlag(FLAGS_retention_interval);
   options.queue.fallback_poll = absl::GetFlag(FLAGS_fallback_poll);
   options.queue.queue_config_ttl = absl::GetFlag(FLAGS_queue_config_ttl);
@@ -241,8 +255,8 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spool::LogInfo("signal received", {{"signal", sig == SIGTERM ? "SIGTERM"
-                                                                : "SIGINT"}});
+  spool::LogInfo("signal received",
+                 {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.Shutdown();
   spool::LogInfo("stopped");
   return 0;

@@ -97,8 +97,8 @@ absl::Status SpooldServer::Start() {
 void SpooldServer::Shutdown() {
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
-  LogInfo("shutting down", {{"grace", absl::FormatDuration(
-                                          options_.shutdown_grace)}});
+  LogInfo("shutting down",
+          {{"grace", absl::FormatDuration(options_.shutdown_grace)}});
   server_->GetHealthCheckService()->Shutdown();
   // Waiting long-polls return empty; new calls get UNAVAILABLE; calls in
   // flight finish within the grace period.

@@ -203,8 +203,8 @@ TEST_F(ClientTest, BalancesOverSeveralTargetsAndSurvivesOneDown) {
   ASSERT_TRUE(client.WaitForConnected(absl::Seconds(5)));
   // round_robin spreads calls over both replicas once both are connected.
   int sent = 0;
-  while (sent < 400 && (service_->Calls("Enqueue") < 5 ||
-                        service_b->Calls("Enqueue") < 5)) {
+  while (sent < 400 &&
+         (service_->Calls("Enqueue") < 5 || service_b->Calls("Enqueue") < 5)) {
     ASSERT_TRUE(client.Enqueue(Job(absl::StrCat("k", sent++))).ok());
   }
   EXPECT_GE(service_->Calls("Enqueue"), 5);

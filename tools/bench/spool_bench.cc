@@ -19,9 +19,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,7 +140,8 @@ struct Report {
       for (const auto& [k, v] : fields) {
         double d;
         bool number = absl::SimpleAtod(v, &d);
-        absl::StrAppend(&js, ",\"", k, "\":", number ? v : absl::StrCat("\"", v, "\""));
+        absl::StrAppend(&js, ",\"", k,
+                        "\":", number ? v : absl::StrCat("\"", v, "\""));
       }
       js += "}";
       std::printf("%s\n", js.c_str());
@@ -182,10 +183,12 @@ class LocalServer {
       return absl::UnavailableError("tools/pg start failed");
     }
     url_ = absl::StrCat("postgresql://spool@127.0.0.1:", pg_port_, "/postgres");
-    std::vector<std::string> args = {
-        absl::GetFlag(FLAGS_spoold), absl::StrCat("--database_url=", url_),
-        absl::StrCat("--listen=127.0.0.1:", port_), "--migrate",
-        "--metrics_listen=", "--log_level=warning"};
+    std::vector<std::string> args = {absl::GetFlag(FLAGS_spoold),
+                                     absl::StrCat("--database_url=", url_),
+                                     absl::StrCat("--listen=127.0.0.1:", port_),
+                                     "--migrate",
+                                     "--metrics_listen=",
+                                     "--log_level=warning"};
     for (const auto& f : absl::GetFlag(FLAGS_spoold_flags)) args.push_back(f);
     pid_ = fork();
     if (pid_ == 0) {
@@ -340,8 +343,8 @@ class CpuMeter {
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &children);
     auto secs = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-    return secs(self.ru_utime) + secs(self.ru_stime) +
-           secs(children.ru_utime) + secs(children.ru_stime);
+    return secs(self.ru_utime) + secs(self.ru_stime) + secs(children.ru_utime) +
+           secs(children.ru_stime);
   }
   int spoold_pid_;
   bool stopped_ = false;
@@ -355,10 +358,12 @@ int g_spoold_pid = -1;
 void RunEnqueue(const std::vector<std::string>& targets,
                 const std::string& queue) {
   const int callers = absl::GetFlag(FLAGS_callers);
-  const int total = absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_enqueue_jobs);
+  const int total =
+      absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_enqueue_jobs);
   std::vector<std::unique_ptr<v1::JobService::Stub>> stubs;
   for (int i = 0; i < std::max<int>(4, targets.size()); ++i) {
-    stubs.push_back(v1::JobService::NewStub(MakeChannel(targets[i % targets.size()])));
+    stubs.push_back(
+        v1::JobService::NewStub(MakeChannel(targets[i % targets.size()])));
   }
   std::atomic<int> issued{0}, ok{0}, failed{0};
   absl::Mutex mu;
@@ -380,7 +385,8 @@ void RunEnqueue(const std::vector<std::string>& targets,
     auto* c = new Caller;
     c->req.mutable_job()->set_queue(queue);
     c->req.mutable_job()->set_payload("x");
-    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    c->ctx.set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::seconds(30));
     stubs[caller % stubs.size()]->async()->Enqueue(
         &c->ctx, &c->req, &c->resp, [&, c, caller](grpc::Status s) {
           if (s.ok()) {
@@ -426,7 +432,8 @@ std::vector<std::string> EnqueueBatches(const std::vector<std::string>& targets,
   std::vector<std::thread> threads;
   for (int c = 0; c < callers; ++c) {
     threads.emplace_back([&, c] {
-      auto stub = v1::JobService::NewStub(MakeChannel(targets[c % targets.size()]));
+      auto stub =
+          v1::JobService::NewStub(MakeChannel(targets[c % targets.size()]));
       while (true) {
         int begin = next.fetch_add(batch_size);
         if (begin >= total) return;
@@ -439,7 +446,8 @@ std::vector<std::string> EnqueueBatches(const std::vector<std::string>& targets,
         }
         v1::EnqueueBatchResponse resp;
         grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
         grpc::Status s = stub->EnqueueBatch(&ctx, req, &resp);
         if (!s.ok()) {
           fails += n;
@@ -456,8 +464,10 @@ std::vector<std::string> EnqueueBatches(const std::vector<std::string>& targets,
   return ids;
 }
 
-void RunBatch(const std::vector<std::string>& targets, const std::string& queue) {
-  const int total = absl::GetFlag(FLAGS_quick) ? 5000 : absl::GetFlag(FLAGS_batch_jobs);
+void RunBatch(const std::vector<std::string>& targets,
+              const std::string& queue) {
+  const int total =
+      absl::GetFlag(FLAGS_quick) ? 5000 : absl::GetFlag(FLAGS_batch_jobs);
   const int size = absl::GetFlag(FLAGS_batch_size);
   const int callers = absl::GetFlag(FLAGS_batch_callers);
   int failed = 0;
@@ -474,8 +484,11 @@ void RunBatch(const std::vector<std::string>& targets, const std::string& queue)
   r.Add("seconds", absl::ToDoubleSeconds(took));
   r.Add("jobs_per_s", ids.size() / absl::ToDoubleSeconds(took));
   r.Print();
-  if (failed != 0 || static_cast<int>(std::set<std::string>(ids.begin(), ids.end()).size()) != total) {
-    Fail(absl::StrCat("batch: ", ids.size(), " ids, ", failed, " failed of ", total));
+  if (failed != 0 ||
+      static_cast<int>(std::set<std::string>(ids.begin(), ids.end()).size()) !=
+          total) {
+    Fail(absl::StrCat("batch: ", ids.size(), " ids, ", failed, " failed of ",
+                      total));
   }
 }
 
@@ -550,7 +563,8 @@ ChildWorker SpawnWorker(const std::string& self, const std::string& targets,
         self, absl::StrCat("--target=", targets),
         absl::StrCat("--worker_queue=", queue),
         absl::StrCat("--worker_ids_out=", ids_path),
-        absl::StrCat("--worker_concurrency=", absl::GetFlag(FLAGS_worker_concurrency))};
+        absl::StrCat("--worker_concurrency=",
+                     absl::GetFlag(FLAGS_worker_concurrency))};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -572,15 +586,17 @@ void PollWorker(ChildWorker& w) {
     std::string line = w.buffer.substr(0, nl);
     w.buffer.erase(0, nl + 1);
     int64_t v;
-    if (line.rfind("handled ", 0) == 0 && absl::SimpleAtoi(line.substr(8), &v)) {
+    if (line.rfind("handled ", 0) == 0 &&
+        absl::SimpleAtoi(line.substr(8), &v)) {
       w.handled = v;
     }
   }
 }
 
-void RunProcess(const std::vector<std::string>& targets, const std::string& queue,
-                const std::string& self) {
-  const int total = absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_process_jobs);
+void RunProcess(const std::vector<std::string>& targets,
+                const std::string& queue, const std::string& self) {
+  const int total =
+      absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_process_jobs);
   const int nworkers = absl::GetFlag(FLAGS_workers);
   int failed = 0;
   auto ids = EnqueueBatches(targets, queue, total, 1000, 2, &failed);
@@ -631,8 +647,10 @@ void RunProcess(const std::vector<std::string>& targets, const std::string& queu
   int doubled = 0, lost = 0;
   for (const auto& id : ids) {
     auto it = count.find(id);
-    if (it == count.end()) ++lost;
-    else if (it->second > 1) doubled += it->second - 1;
+    if (it == count.end())
+      ++lost;
+    else if (it->second > 1)
+      doubled += it->second - 1;
   }
   // Drained: nothing is left to lease.
   auto stub = v1::JobService::NewStub(MakeChannel(targets[0]));
@@ -663,7 +681,8 @@ void RunProcess(const std::vector<std::string>& targets, const std::string& queu
   if (lost != 0 || doubled != 0 || bad_exit != 0 || !ls.ok() ||
       resp.jobs_size() != 0) {
     Fail(absl::StrCat("process: lost=", lost, " doubled=", doubled,
-                      " bad worker exits=", bad_exit, " left=", resp.jobs_size()));
+                      " bad worker exits=", bad_exit,
+                      " left=", resp.jobs_size()));
   }
 }
 
@@ -672,14 +691,17 @@ void RunProcess(const std::vector<std::string>& targets, const std::string& queu
 double Percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
+  size_t i =
+      std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
   return v[i];
 }
 
-void RunLatency(const std::vector<std::string>& targets, const std::string& queue) {
+void RunLatency(const std::vector<std::string>& targets,
+                const std::string& queue) {
   const int rate = absl::GetFlag(FLAGS_latency_rate);
-  const absl::Duration duration =
-      absl::GetFlag(FLAGS_quick) ? absl::Seconds(1) : absl::GetFlag(FLAGS_latency_duration);
+  const absl::Duration duration = absl::GetFlag(FLAGS_quick)
+                                      ? absl::Seconds(1)
+                                      : absl::GetFlag(FLAGS_latency_duration);
   const int total = static_cast<int>(rate * absl::ToDoubleSeconds(duration));
   WorkerOptions wo;
   wo.client.targets = targets;
@@ -692,15 +714,19 @@ void RunLatency(const std::vector<std::string>& targets, const std::string& queu
   int doubled = 0;
   QueueOptions qo;
   qo.concurrency = absl::GetFlag(FLAGS_latency_workers);
-  (void)worker.Register(queue, [&](const Job& job) {
-    absl::Time now = absl::Now();
-    int64_t sent_us = 0;
-    (void)absl::SimpleAtoi(job.payload, &sent_us);
-    absl::MutexLock lock(&mu);
-    if (!seen.insert(job.id).second) ++doubled;
-    ms.push_back(absl::ToDoubleMilliseconds(now - absl::FromUnixMicros(sent_us)));
-    return Outcome::Success();
-  }, qo);
+  (void)worker.Register(
+      queue,
+      [&](const Job& job) {
+        absl::Time now = absl::Now();
+        int64_t sent_us = 0;
+        (void)absl::SimpleAtoi(job.payload, &sent_us);
+        absl::MutexLock lock(&mu);
+        if (!seen.insert(job.id).second) ++doubled;
+        ms.push_back(
+            absl::ToDoubleMilliseconds(now - absl::FromUnixMicros(sent_us)));
+        return Outcome::Success();
+      },
+      qo);
   if (!worker.Start().ok()) {
     Fail("latency: worker did not start");
     return;
@@ -747,9 +773,11 @@ void RunLatency(const std::vector<std::string>& targets, const std::string& queu
 }
 
 // mixed: producers and workers at once; 5 % of first attempts retry.
-void RunMixed(const std::vector<std::string>& targets, const std::string& queue) {
-  const absl::Duration duration =
-      absl::GetFlag(FLAGS_quick) ? absl::Seconds(2) : absl::GetFlag(FLAGS_mixed_duration);
+void RunMixed(const std::vector<std::string>& targets,
+              const std::string& queue) {
+  const absl::Duration duration = absl::GetFlag(FLAGS_quick)
+                                      ? absl::Seconds(2)
+                                      : absl::GetFlag(FLAGS_mixed_duration);
   const int rate = absl::GetFlag(FLAGS_mixed_rate);
   const int retry_percent = absl::GetFlag(FLAGS_retry_percent);
   WorkerOptions wo;
@@ -762,17 +790,20 @@ void RunMixed(const std::vector<std::string>& targets, const std::string& queue)
   std::atomic<int> retried{0};
   QueueOptions qo;
   qo.concurrency = 64;
-  (void)worker.Register(queue, [&](const Job& job) {
-    // Deterministic per job: the same jobs retry however often it runs.
-    if (job.attempt == 1 && std::hash<std::string>()(job.id) % 100 <
-                                static_cast<size_t>(retry_percent)) {
-      ++retried;
-      return Outcome::Retry(absl::ZeroDuration(), "bench retry");
-    }
-    absl::MutexLock lock(&mu);
-    ++succeeded[job.id];
-    return Outcome::Success();
-  }, qo);
+  (void)worker.Register(
+      queue,
+      [&](const Job& job) {
+        // Deterministic per job: the same jobs retry however often it runs.
+        if (job.attempt == 1 && std::hash<std::string>()(job.id) % 100 <
+                                    static_cast<size_t>(retry_percent)) {
+          ++retried;
+          return Outcome::Retry(absl::ZeroDuration(), "bench retry");
+        }
+        absl::MutexLock lock(&mu);
+        ++succeeded[job.id];
+        return Outcome::Success();
+      },
+      qo);
   if (!worker.Start().ok()) {
     Fail("mixed: worker did not start");
     return;
@@ -824,8 +855,10 @@ void RunMixed(const std::vector<std::string>& targets, const std::string& queue)
   absl::MutexLock lock(&mu);
   for (const auto& id : ids) {
     auto it = succeeded.find(id);
-    if (it == succeeded.end()) ++lost;
-    else if (it->second > 1) doubled += it->second - 1;
+    if (it == succeeded.end())
+      ++lost;
+    else if (it->second > 1)
+      doubled += it->second - 1;
   }
   Report r{"mixed"};
   r.Add("seconds", absl::ToDoubleSeconds(took));
@@ -845,9 +878,12 @@ void RunMixed(const std::vector<std::string>& targets, const std::string& queue)
 // idle: many idle long-polls; what they cost spoold.
 void RunIdle(const std::vector<std::string>& targets, const std::string& queue,
              const LocalServer* server) {
-  const int polls = absl::GetFlag(FLAGS_quick) ? 200 : absl::GetFlag(FLAGS_idle_polls);
+  const int polls =
+      absl::GetFlag(FLAGS_quick) ? 200 : absl::GetFlag(FLAGS_idle_polls);
   std::vector<std::unique_ptr<v1::JobService::Stub>> stubs;
-  for (int i = 0; i < 8; ++i) stubs.push_back(v1::JobService::NewStub(MakeChannel(targets[i % targets.size()])));
+  for (int i = 0; i < 8; ++i)
+    stubs.push_back(
+        v1::JobService::NewStub(MakeChannel(targets[i % targets.size()])));
   struct Poll {
     grpc::ClientContext ctx;
     v1::LeaseRequest req;
@@ -859,11 +895,11 @@ void RunIdle(const std::vector<std::string>& targets, const std::string& queue,
     calls[i] = std::make_unique<Poll>();
     calls[i]->req.set_queue(queue);
     *calls[i]->req.mutable_wait() = Dur(absl::Seconds(5));
-    stubs[i % stubs.size()]->async()->Lease(&calls[i]->ctx, &calls[i]->req,
-                                            &calls[i]->resp, [&](grpc::Status s) {
-                                              if (s.ok()) ++ok;
-                                              ++done;
-                                            });
+    stubs[i % stubs.size()]->async()->Lease(
+        &calls[i]->ctx, &calls[i]->req, &calls[i]->resp, [&](grpc::Status s) {
+          if (s.ok()) ++ok;
+          ++done;
+        });
   }
   absl::SleepFor(absl::Seconds(2));
   int64_t threads = -1, rss_kb = -1, connections = -1;
@@ -873,16 +909,19 @@ void RunIdle(const std::vector<std::string>& targets, const std::string& queue,
     try {
       pqxx::connection conn(server->url());
       pqxx::nontransaction tx(conn);
-      connections = tx.exec1(
-          "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-          "current_database() AND pid <> pg_backend_pid()")[0].as<int64_t>();
+      connections =
+          tx.exec1(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND pid <> pg_backend_pid()")[0]
+              .as<int64_t>();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "idle: %s\n", e.what());
     }
   }
   const int waiting = polls - done.load();
   absl::Time until = absl::Now() + absl::Seconds(30);
-  while (done.load() < polls && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
+  while (done.load() < polls && absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(20));
   Report r{"idle"};
   r.Add("polls", polls);
   r.Add("waiting_at_sample", waiting);
@@ -892,7 +931,8 @@ void RunIdle(const std::vector<std::string>& targets, const std::string& queue,
   r.Add("returned_ok", ok.load());
   r.Print();
   if (waiting != polls || ok.load() != polls) {
-    Fail(absl::StrCat("idle: ", waiting, " waiting of ", polls, ", ", ok.load(), " ok"));
+    Fail(absl::StrCat("idle: ", waiting, " waiting of ", polls, ", ", ok.load(),
+                      " ok"));
   }
 }
 
@@ -912,7 +952,8 @@ int Main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_start)) {
     server = std::make_unique<LocalServer>();
     if (absl::Status s = server->Start(); !s.ok()) {
-      std::fprintf(stderr, "spool-bench: %s\n", std::string(s.message()).c_str());
+      std::fprintf(stderr, "spool-bench: %s\n",
+                   std::string(s.message()).c_str());
       return 1;
     }
     targets = {server->target()};
@@ -924,14 +965,21 @@ int Main(int argc, char** argv) {
   const std::string run = RunId();
   for (const std::string& scenario : absl::GetFlag(FLAGS_scenarios)) {
     const std::string queue = absl::StrCat("bench-", scenario, "-", run);
-    if (scenario == "enqueue") RunEnqueue(targets, queue);
-    else if (scenario == "batch") RunBatch(targets, queue);
-    else if (scenario == "process") RunProcess(targets, queue, self);
-    else if (scenario == "latency") RunLatency(targets, queue);
-    else if (scenario == "mixed") RunMixed(targets, queue);
-    else if (scenario == "idle") RunIdle(targets, queue, server.get());
+    if (scenario == "enqueue")
+      RunEnqueue(targets, queue);
+    else if (scenario == "batch")
+      RunBatch(targets, queue);
+    else if (scenario == "process")
+      RunProcess(targets, queue, self);
+    else if (scenario == "latency")
+      RunLatency(targets, queue);
+    else if (scenario == "mixed")
+      RunMixed(targets, queue);
+    else if (scenario == "idle")
+      RunIdle(targets, queue, server.get());
     else {
-      std::fprintf(stderr, "spool-bench: unknown scenario %s\n", scenario.c_str());
+      std::fprintf(stderr, "spool-bench: unknown scenario %s\n",
+                   scenario.c_str());
       return 2;
     }
   }

@@ -1,5 +1,3 @@
-#include "spool/prometheus.h"
-
 #include <algorithm>
 #include <array>
 #include <exception>
@@ -18,6 +16,7 @@
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
+#include "spool/prometheus.h"
 
 namespace spool {
 namespace {

@@ -41,8 +41,9 @@ absl::StatusOr<absl::Duration> FromProto(const google::protobuf::Duration& d,
 
 absl::StatusOr<absl::Time> FromProto(const google::protobuf::Timestamp& t,
                                      absl::string_view field) {
-  if (t.seconds() < kMinTimestampSeconds || t.seconds() > kMaxTimestampSeconds ||
-      t.nanos() < 0 || t.nanos() >= 1000000000) {
+  if (t.seconds() < kMinTimestampSeconds ||
+      t.seconds() > kMaxTimestampSeconds || t.nanos() < 0 ||
+      t.nanos() >= 1000000000) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " is not a valid Timestamp"));
   }

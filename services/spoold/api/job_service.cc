@@ -124,12 +124,12 @@ grpc::ServerUnaryReactor* JobService::Enqueue(grpc::CallbackServerContext* ctx,
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   std::vector<core::JobInput> jobs;
   jobs.push_back(*std::move(job));
-  queue_->Enqueue(
-      std::move(jobs), /*batch=*/false,
-      [this, reactor, resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
-        if (r.ok()) FillEnqueueResponse(r->front(), resp);
-        Finish(reactor, ToGrpcStatus(r.status()));
-      });
+  queue_->Enqueue(std::move(jobs), /*batch=*/false,
+                  [this, reactor,
+                   resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
+                    if (r.ok()) FillEnqueueResponse(r->front(), resp);
+                    Finish(reactor, ToGrpcStatus(r.status()));
+                  });
   return reactor;
 }
 
@@ -140,10 +140,10 @@ grpc::ServerUnaryReactor* JobService::EnqueueBatch(
     return FinishUncounted(ctx, absl::UnavailableError(kDraining));
   }
   if (req->jobs_size() > queue_->limits().max_batch_jobs) {
-    return Reject(ctx, absl::InvalidArgumentError(absl::StrCat(
-                              "jobs has ", req->jobs_size(),
-                              " entries; the limit is ",
-                              queue_->limits().max_batch_jobs, " per call")));
+    return Reject(ctx,
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "jobs has ", req->jobs_size(), " entries; the limit is ",
+                      queue_->limits().max_batch_jobs, " per call")));
   }
   std::vector<core::JobInput> jobs;
   jobs.reserve(req->jobs_size());
@@ -153,14 +153,15 @@ grpc::ServerUnaryReactor* JobService::EnqueueBatch(
     jobs.push_back(*std::move(job));
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  queue_->Enqueue(
-      std::move(jobs), /*batch=*/true,
-      [this, reactor, resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
-        if (r.ok()) {
-          for (const auto& item : *r) FillEnqueueResponse(item, resp->add_results());
-        }
-        Finish(reactor, ToGrpcStatus(r.status()));
-      });
+  queue_->Enqueue(std::move(jobs), /*batch=*/true,
+                  [this, reactor,
+                   resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
+                    if (r.ok()) {
+                      for (const auto& item : *r)
+                        FillEnqueueResponse(item, resp->add_results());
+                    }
+                    Finish(reactor, ToGrpcStatus(r.status()));
+                  });
   return reactor;
 }
 
@@ -259,10 +260,11 @@ grpc::ServerUnaryReactor* JobService::GetJob(grpc::CallbackServerContext* ctx,
     return FinishUncounted(ctx, absl::UnavailableError(kDraining));
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  queue_->GetJob(req->job_id(), [this, reactor, resp](absl::StatusOr<store::Job> r) {
-    if (r.ok()) ToProto(*r, resp);
-    Finish(reactor, ToGrpcStatus(r.status()));
-  });
+  queue_->GetJob(req->job_id(),
+                 [this, reactor, resp](absl::StatusOr<store::Job> r) {
+                   if (r.ok()) ToProto(*r, resp);
+                   Finish(reactor, ToGrpcStatus(r.status()));
+                 });
   return reactor;
 }
 

@@ -25,9 +25,9 @@ class JobService final : public v1::JobService::CallbackService {
   grpc::ServerUnaryReactor* Enqueue(grpc::CallbackServerContext* ctx,
                                     const v1::EnqueueRequest* req,
                                     v1::EnqueueResponse* resp) override;
-  grpc::ServerUnaryReactor* EnqueueBatch(grpc::CallbackServerContext* ctx,
-                                         const v1::EnqueueBatchRequest* req,
-                                         v1::EnqueueBatchResponse* resp) override;
+  grpc::ServerUnaryReactor* EnqueueBatch(
+      grpc::CallbackServerContext* ctx, const v1::EnqueueBatchRequest* req,
+      v1::EnqueueBatchResponse* resp) override;
   grpc::ServerUnaryReactor* Lease(grpc::CallbackServerContext* ctx,
                                   const v1::LeaseRequest* req,
                                   v1::LeaseResponse* resp) override;

@@ -16,10 +16,14 @@ std::atomic<bool> g_json{false};
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -60,11 +64,16 @@ void SetLogJson(bool json) { g_json = json; }
 
 bool ParseLogLevel(std::string_view text, LogLevel* level) {
   std::string t = absl::AsciiStrToLower(std::string(text));
-  if (t == "debug") *level = LogLevel::kDebug;
-  else if (t == "info") *level = LogLevel::kInfo;
-  else if (t == "warning" || t == "warn") *level = LogLevel::kWarning;
-  else if (t == "error") *level = LogLevel::kError;
-  else return false;
+  if (t == "debug")
+    *level = LogLevel::kDebug;
+  else if (t == "info")
+    *level = LogLevel::kInfo;
+  else if (t == "warning" || t == "warn")
+    *level = LogLevel::kWarning;
+  else if (t == "error")
+    *level = LogLevel::kError;
+  else
+    return false;
   return true;
 }
 
@@ -74,8 +83,8 @@ std::string FormatLogLine(LogLevel level, std::string_view msg,
                                     absl::UTCTimeZone());
   std::string out;
   if (json) {
-    absl::StrAppend(&out, "{\"ts\":\"", ts, "\",\"level\":\"",
-                    LevelName(level), "\",\"msg\":");
+    absl::StrAppend(&out, "{\"ts\":\"", ts, "\",\"level\":\"", LevelName(level),
+                    "\",\"msg\":");
     AppendJsonString(out, msg);
     for (const LogField& f : fields) {
       out += ',';

@@ -194,9 +194,8 @@ JobQueue::JobQueue(store::SessionPool* pool, JobQueueOptions options,
         for (const store::Completion& c : p.valid) bytes += c.result.size();
         return std::make_pair(p.valid.size(), bytes);
       },
-      [this](absl::StatusOr<store::Session*> s, std::vector<PendingAck>& group) {
-        ProcessAcks(s, group);
-      });
+      [this](absl::StatusOr<store::Session*> s,
+             std::vector<PendingAck>& group) { ProcessAcks(s, group); });
 }
 
 JobQueue::~JobQueue() { Stop(); }
@@ -325,10 +324,10 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
       }
       if (depth[name] + count > max_depth) {
         accepted[r] = false;
-        group[r].done(absl::ResourceExhaustedError(absl::StrCat(
-            "queue ", name, " is full: ", depth[name],
-            " jobs are waiting or running and its max depth is ", max_depth,
-            "; retry later")));
+        group[r].done(absl::ResourceExhaustedError(
+            absl::StrCat("queue ", name, " is full: ", depth[name],
+                         " jobs are waiting or running and its max depth is ",
+                         max_depth, "; retry later")));
         break;
       }
     }
@@ -351,9 +350,9 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
     for (size_t i = 0; i < group[r].jobs.size(); ++i) {
       JobInput& in = group[r].jobs[i];
       if (!in.idempotency_key.empty()) {
-        auto [it, inserted] = first_key.emplace(
-            std::make_pair(in.queue, in.idempotency_key),
-            static_cast<int>(rows.size()));
+        auto [it, inserted] =
+            first_key.emplace(std::make_pair(in.queue, in.idempotency_key),
+                              static_cast<int>(rows.size()));
         if (!inserted) {
           slots[r][i].same_as = it->second;
           continue;
@@ -452,15 +451,13 @@ std::shared_ptr<LeaseCall> JobQueue::Lease(
   if (deadline != absl::InfiniteFuture()) {
     wait_until = std::min(wait_until, deadline - options_.deadline_margin);
   }
-  auto call = std::make_shared<PollCall>(this, std::move(params),
-                                         default_timeout, wait_until,
-                                         std::move(done));
+  auto call = std::make_shared<PollCall>(
+      this, std::move(params), default_timeout, wait_until, std::move(done));
   call->Start();
   return call;
 }
 
-void JobQueue::JobsReady(const std::string& queue, int64_t jobs,
-                         bool publish) {
+void JobQueue::JobsReady(const std::string& queue, int64_t jobs, bool publish) {
   if (jobs <= 0) return;
   hub_.Notify(queue, jobs);
   if (publish && options_.listen) Publish(queue);
@@ -564,7 +561,8 @@ void JobQueue::ScheduleMaintenance(absl::Time when) {
     {
       absl::MutexLock lock(&mu_);
       retention = absl::Now() >= next_retention_;
-      if (retention) next_retention_ = absl::Now() + options_.retention_interval;
+      if (retention)
+        next_retention_ = absl::Now() + options_.retention_interval;
     }
     RunMaintenance(retention);
     ScheduleMaintenance(absl::Now() + options_.maintenance_interval);
@@ -591,60 +589,60 @@ void JobQueue::RunMaintenance(bool retention) {
   }
   pool_->Submit([this, retention](absl::StatusOr<store::Session*> session) {
     // One pass; a lost connection ends it (the next pass reconnects).
-    if (session.ok()) [&] {
-      store::Session* s = *session;
-      const int batch = options_.maintenance_batch;
-      constexpr int kMaxBatches = 10;
-      for (int i = 0; i < kMaxBatches; ++i) {
-        auto reaped = s->ReapExpiredLeases(batch);
-        if (!reaped.ok()) return;
-        absl::flat_hash_map<std::string, int64_t> dead;
-        for (const auto& [q, n] : reaped->dead) dead[q] = n;
-        for (const auto& [q, n] : reaped->made_ready) {
-          observer_->OnLeasesExpired(q, n, dead[q]);
-          dead.erase(q);
-          JobsReady(q, n, true);
-        }
-        for (const auto& [q, n] : dead) observer_->OnLeasesExpired(q, 0, n);
-        if (reaped->total > 0) {
-          LogInfo("expired leases returned",
-                  {{"jobs", reaped->total}});
-        }
-        if (reaped->total < batch) break;
-      }
-      for (int i = 0; i < kMaxBatches; ++i) {
-        auto promoted = s->PromoteScheduled(batch);
-        if (!promoted.ok()) return;
-        int64_t total = 0;
-        for (const auto& [q, n] : *promoted) {
-          total += n;
-          JobsReady(q, n, true);
-        }
-        if (total < batch) break;
-      }
-      auto next = s->NextScheduledRunAt();
-      if (!next.ok()) return;
-      if (next->has_value()) NoteScheduled(**next);
-      if (retention) {
-        int64_t purged = 0, keys = 0;
+    if (session.ok())
+      [&] {
+        store::Session* s = *session;
+        const int batch = options_.maintenance_batch;
+        constexpr int kMaxBatches = 10;
         for (int i = 0; i < kMaxBatches; ++i) {
-          auto n = s->PurgeFinished(batch);
-          if (!n.ok()) return;
-          purged += *n;
-          if (*n < batch) break;
+          auto reaped = s->ReapExpiredLeases(batch);
+          if (!reaped.ok()) return;
+          absl::flat_hash_map<std::string, int64_t> dead;
+          for (const auto& [q, n] : reaped->dead) dead[q] = n;
+          for (const auto& [q, n] : reaped->made_ready) {
+            observer_->OnLeasesExpired(q, n, dead[q]);
+            dead.erase(q);
+            JobsReady(q, n, true);
+          }
+          for (const auto& [q, n] : dead) observer_->OnLeasesExpired(q, 0, n);
+          if (reaped->total > 0) {
+            LogInfo("expired leases returned", {{"jobs", reaped->total}});
+          }
+          if (reaped->total < batch) break;
         }
         for (int i = 0; i < kMaxBatches; ++i) {
-          auto n = s->PurgeIdempotencyKeys(batch);
-          if (!n.ok()) return;
-          keys += *n;
-          if (*n < batch) break;
+          auto promoted = s->PromoteScheduled(batch);
+          if (!promoted.ok()) return;
+          int64_t total = 0;
+          for (const auto& [q, n] : *promoted) {
+            total += n;
+            JobsReady(q, n, true);
+          }
+          if (total < batch) break;
         }
-        if (purged > 0 || keys > 0) {
-          LogInfo("retention clean-up",
-                  {{"jobs_deleted", purged}, {"keys_deleted", keys}});
+        auto next = s->NextScheduledRunAt();
+        if (!next.ok()) return;
+        if (next->has_value()) NoteScheduled(**next);
+        if (retention) {
+          int64_t purged = 0, keys = 0;
+          for (int i = 0; i < kMaxBatches; ++i) {
+            auto n = s->PurgeFinished(batch);
+            if (!n.ok()) return;
+            purged += *n;
+            if (*n < batch) break;
+          }
+          for (int i = 0; i < kMaxBatches; ++i) {
+            auto n = s->PurgeIdempotencyKeys(batch);
+            if (!n.ok()) return;
+            keys += *n;
+            if (*n < batch) break;
+          }
+          if (purged > 0 || keys > 0) {
+            LogInfo("retention clean-up",
+                    {{"jobs_deleted", purged}, {"keys_deleted", keys}});
+          }
         }
-      }
-    }();
+      }();
     bool again;
     {
       absl::MutexLock lock(&mu_);
@@ -702,9 +700,9 @@ void JobQueue::Ack(std::vector<CompletionInput> completions,
     }
     if (static_cast<int64_t>(completions[i].result.size()) >
         limits.max_result_bytes) {
-      results[i] = absl::InvalidArgumentError(absl::StrCat(
-          field, ".result is ", completions[i].result.size(),
-          " bytes; the limit is ", limits.max_result_bytes));
+      results[i] = absl::InvalidArgumentError(
+          absl::StrCat(field, ".result is ", completions[i].result.size(),
+                       " bytes; the limit is ", limits.max_result_bytes));
       continue;
     }
     store::Completion c;
@@ -770,9 +768,9 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
       return;
     }
     if (*input.retry_delay > options_.limits.max_retry_delay) {
-      done(absl::InvalidArgumentError(absl::StrCat(
-          "retry_delay must be at most ",
-          absl::FormatDuration(options_.limits.max_retry_delay))));
+      done(absl::InvalidArgumentError(
+          absl::StrCat("retry_delay must be at most ",
+                       absl::FormatDuration(options_.limits.max_retry_delay))));
       return;
     }
   }

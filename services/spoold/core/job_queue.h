@@ -103,8 +103,9 @@ class JobQueue {
                Callback<std::vector<store::EnqueueResult>> done);
 
   // `deadline` is the caller's deadline (InfiniteFuture if none).
-  std::shared_ptr<LeaseCall> Lease(LeaseInput input, absl::Time deadline,
-                                   Callback<std::vector<store::LeasedJob>> done);
+  std::shared_ptr<LeaseCall> Lease(
+      LeaseInput input, absl::Time deadline,
+      Callback<std::vector<store::LeasedJob>> done);
 
   // One status per completion, in order.
   void Ack(std::vector<CompletionInput> completions,

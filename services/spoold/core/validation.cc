@@ -25,7 +25,8 @@ bool IsQueueChar(char c) {
 
 }  // namespace
 
-absl::Status ValidateQueueName(absl::string_view name, absl::string_view field) {
+absl::Status ValidateQueueName(absl::string_view name,
+                               absl::string_view field) {
   if (name.empty()) return Invalid(field, "is required");
   if (name.size() > 128) {
     return Invalid(field, absl::StrCat("is ", name.size(),
@@ -48,14 +49,12 @@ absl::Status ValidateVisibilityTimeout(absl::Duration timeout,
                                        absl::string_view field) {
   if (timeout < limits.min_visibility_timeout ||
       timeout > limits.max_visibility_timeout) {
-    return Invalid(field,
-                   absl::StrCat("must be between ",
-                                absl::FormatDuration(
-                                    limits.min_visibility_timeout),
-                                " and ",
-                                absl::FormatDuration(
-                                    limits.max_visibility_timeout),
-                                " (got ", absl::FormatDuration(timeout), ")"));
+    return Invalid(
+        field, absl::StrCat("must be between ",
+                            absl::FormatDuration(limits.min_visibility_timeout),
+                            " and ",
+                            absl::FormatDuration(limits.max_visibility_timeout),
+                            " (got ", absl::FormatDuration(timeout), ")"));
   }
   return absl::OkStatus();
 }
@@ -67,17 +66,17 @@ absl::Status ValidateJob(const JobInput& job, const Limits& limits,
     return s;
   }
   if (static_cast<int64_t>(job.payload.size()) > limits.max_payload_bytes) {
-    return Invalid(Path(field, "payload"),
-                   absl::StrCat("is ", job.payload.size(),
-                                " bytes; the limit is ",
-                                limits.max_payload_bytes));
+    return Invalid(
+        Path(field, "payload"),
+        absl::StrCat("is ", job.payload.size(), " bytes; the limit is ",
+                     limits.max_payload_bytes));
   }
   if (job.priority < limits.min_priority ||
       job.priority > limits.max_priority) {
-    return Invalid(Path(field, "priority"),
-                   absl::StrCat("must be between ", limits.min_priority,
-                                " and ", limits.max_priority, " (got ",
-                                job.priority, ")"));
+    return Invalid(
+        Path(field, "priority"),
+        absl::StrCat("must be between ", limits.min_priority, " and ",
+                     limits.max_priority, " (got ", job.priority, ")"));
   }
   if (job.delay.has_value() && job.run_at.has_value()) {
     return Invalid(Path(field, "delay"),
@@ -95,16 +94,16 @@ absl::Status ValidateJob(const JobInput& job, const Limits& limits,
   }
   if (job.run_at.has_value()) {
     if (*job.run_at > now + limits.max_delay) {
-      return Invalid(Path(field, "run_at"),
-                     absl::StrCat("is more than ",
-                                  absl::FormatDuration(limits.max_delay),
-                                  " ahead"));
+      return Invalid(
+          Path(field, "run_at"),
+          absl::StrCat("is more than ", absl::FormatDuration(limits.max_delay),
+                       " ahead"));
     }
     if (*job.run_at < now - limits.max_delay) {
-      return Invalid(Path(field, "run_at"),
-                     absl::StrCat("is more than ",
-                                  absl::FormatDuration(limits.max_delay),
-                                  " in the past"));
+      return Invalid(
+          Path(field, "run_at"),
+          absl::StrCat("is more than ", absl::FormatDuration(limits.max_delay),
+                       " in the past"));
     }
   }
   if (job.max_attempts < 0) {
@@ -114,10 +113,10 @@ absl::Status ValidateJob(const JobInput& job, const Limits& limits,
   }
   if (job.idempotency_key.size() >
       static_cast<size_t>(limits.max_idempotency_key_bytes)) {
-    return Invalid(Path(field, "idempotency_key"),
-                   absl::StrCat("is ", job.idempotency_key.size(),
-                                " bytes; the limit is ",
-                                limits.max_idempotency_key_bytes));
+    return Invalid(
+        Path(field, "idempotency_key"),
+        absl::StrCat("is ", job.idempotency_key.size(), " bytes; the limit is ",
+                     limits.max_idempotency_key_bytes));
   }
   if (job.idempotency_key.find('\0') != std::string::npos) {
     return Invalid(Path(field, "idempotency_key"),
@@ -130,12 +129,13 @@ absl::Status ValidateJob(const JobInput& job, const Limits& limits,
   }
   int64_t header_bytes = 0;
   for (const auto& [name, value] : job.headers) {
-    if (name.empty()) return Invalid(Path(field, "headers"), "has an empty name");
+    if (name.empty())
+      return Invalid(Path(field, "headers"), "has an empty name");
     if (name.find('\0') != std::string::npos ||
         value.find('\0') != std::string::npos) {
-      return Invalid(Path(field, "headers"),
-                     absl::StrCat("entry \"", name,
-                                  "\" contains a NUL character"));
+      return Invalid(
+          Path(field, "headers"),
+          absl::StrCat("entry \"", name, "\" contains a NUL character"));
     }
     header_bytes += static_cast<int64_t>(name.size() + value.size());
   }
@@ -160,17 +160,17 @@ absl::Status ValidateLease(const LeaseInput& lease, const Limits& limits) {
     return Invalid("wait", "must not be negative");
   }
   if (lease.visibility_timeout.has_value()) {
-    if (absl::Status s = ValidateVisibilityTimeout(*lease.visibility_timeout,
-                                                   limits,
-                                                   "visibility_timeout");
+    if (absl::Status s = ValidateVisibilityTimeout(
+            *lease.visibility_timeout, limits, "visibility_timeout");
         !s.ok()) {
       return s;
     }
   }
-  if (lease.worker_id.size() > static_cast<size_t>(limits.max_worker_id_bytes)) {
-    return Invalid("worker_id", absl::StrCat("is longer than ",
-                                             limits.max_worker_id_bytes,
-                                             " bytes"));
+  if (lease.worker_id.size() >
+      static_cast<size_t>(limits.max_worker_id_bytes)) {
+    return Invalid(
+        "worker_id",
+        absl::StrCat("is longer than ", limits.max_worker_id_bytes, " bytes"));
   }
   if (lease.worker_id.find('\0') != std::string::npos) {
     return Invalid("worker_id", "must not contain NUL characters");

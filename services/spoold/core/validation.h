@@ -66,7 +66,8 @@ absl::Status ValidateVisibilityTimeout(absl::Duration timeout,
                                        absl::string_view field);
 
 // Job ids are decimal positive integers; anything else is INVALID_ARGUMENT.
-absl::StatusOr<int64_t> ParseJobId(absl::string_view id, absl::string_view field);
+absl::StatusOr<int64_t> ParseJobId(absl::string_view id,
+                                   absl::string_view field);
 
 // Lease ids are lowercase or uppercase canonical UUIDs.
 absl::Status ValidateLeaseId(absl::string_view id, absl::string_view field);

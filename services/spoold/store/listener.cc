@@ -26,7 +26,9 @@ Listener::Listener(Options options) : options_(std::move(options)) {}
 
 Listener::~Listener() { Stop(); }
 
-void Listener::Start() { thread_ = std::thread([this] { Run(); }); }
+void Listener::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Listener::Stop() {
   stop_ = true;
@@ -65,7 +67,8 @@ void Listener::Run() {
       connected_ = false;
       first = false;
       absl::Time until = absl::Now() + backoff;
-      while (!stop_ && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
+      while (!stop_ && absl::Now() < until)
+        absl::SleepFor(absl::Milliseconds(20));
       backoff = std::min(backoff * 2, absl::Seconds(2));
     }
   }

@@ -20,7 +20,8 @@ std::set<int> AppliedVersions(pqxx::connection& conn) {
       " name text NOT NULL,"
       " applied_at timestamptz NOT NULL DEFAULT now())");
   std::set<int> out;
-  for (const auto& row : tx.exec("SELECT version FROM spool_schema_migrations")) {
+  for (const auto& row :
+       tx.exec("SELECT version FROM spool_schema_migrations")) {
     out.insert(row[0].as<int>());
   }
   return out;
@@ -70,8 +71,8 @@ absl::Status CheckSchemaCurrent(const std::string& database_url) {
   try {
     pqxx::connection conn(database_url);
     pqxx::nontransaction tx(conn);
-    pqxx::row exists = tx.exec1(
-        "SELECT to_regclass('spool_schema_migrations') IS NOT NULL");
+    pqxx::row exists =
+        tx.exec1("SELECT to_regclass('spool_schema_migrations') IS NOT NULL");
     std::set<int> done;
     if (exists[0].as<bool>()) {
       for (const auto& row :

@@ -9,7 +9,8 @@ namespace spool::store {
 SessionPool::SessionPool(Options options) : options_(std::move(options)) {
   const int n = options_.size < 1 ? 1 : options_.size;
   threads_.reserve(n);
-  for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { ThreadMain(i); });
+  for (int i = 0; i < n; ++i)
+    threads_.emplace_back([this, i] { ThreadMain(i); });
 }
 
 SessionPool::~SessionPool() { Shutdown(); }
@@ -75,8 +76,8 @@ void SessionPool::ThreadMain(int index) {
       bool try_now;
       {
         absl::MutexLock lock(&mu_);
-        try_now = absl::Now() - last_connect_failure_ >=
-                  options_.reconnect_backoff;
+        try_now =
+            absl::Now() - last_connect_failure_ >= options_.reconnect_backoff;
         if (!try_now) {
           connect_error = absl::UnavailableError(last_connect_error_);
         }
@@ -98,8 +99,7 @@ void SessionPool::ThreadMain(int index) {
           last_connect_error_ = "the database is unavailable";
           connect_error = absl::UnavailableError(last_connect_error_);
           LogWarning("database connect failed",
-                     {{"pool_thread", index},
-                      {"error", s.status().message()}});
+                     {{"pool_thread", index}, {"error", s.status().message()}});
         }
       }
     }

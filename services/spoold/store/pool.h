@@ -35,9 +35,9 @@ class SessionPool {
 
   struct Stats {
     int size = 0;
-    int busy = 0;       // Threads running a task.
-    int connected = 0;  // Threads holding an open connection.
-    int queued = 0;     // Tasks waiting for a thread.
+    int busy = 0;            // Threads running a task.
+    int connected = 0;       // Threads holding an open connection.
+    int queued = 0;          // Tasks waiting for a thread.
     int64_t reconnects = 0;  // Connects after a lost or refused connection.
   };
 

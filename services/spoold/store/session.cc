@@ -305,11 +305,11 @@ absl::Status LeaseMismatchStatus(int64_t job_id, JobState state,
           absl::StrCat("job ", job_id, " was cancelled"));
     case JobState::kReady:
     case JobState::kScheduled:
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job ", job_id, " is not leased: ",
-          same_lease ? "this lease was already released"
-                     : "its lease expired or it was nacked",
-          "; it will be delivered again"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " is not leased: ",
+                       same_lease ? "this lease was already released"
+                                  : "its lease expired or it was nacked",
+                       "; it will be delivered again"));
   }
   return absl::FailedPreconditionError(
       absl::StrCat("job ", job_id, " is not held by this lease"));
@@ -430,7 +430,7 @@ absl::StatusOr<QueueConfig> Session::EnsureQueue(const std::string& name) {
 }
 
 absl::StatusOr<int64_t> Session::CountActive(const std::string& queue,
-                                              int64_t limit) {
+                                             int64_t limit) {
   try {
     pqxx::nontransaction tx(conn_->c);
     return tx.exec_prepared1("count_active", queue, limit)[0].as<int64_t>();
@@ -594,8 +594,7 @@ absl::StatusOr<std::vector<AckItem>> Session::Ack(
             "job ", id, " not found: it never existed or already finished"));
       } else {
         item.status = LeaseMismatchStatus(
-            id, static_cast<JobState>(row[3].as<int16_t>()),
-            row[4].as<bool>());
+            id, static_cast<JobState>(row[3].as<int16_t>()), row[4].as<bool>());
       }
     }
     return out;
@@ -632,8 +631,8 @@ absl::StatusOr<NackResult> Session::Nack(const NackParams& p) {
         tx.exec_prepared("nack", p.job_id, p.lease_id, ToMicros(p.retry_delay),
                          p.error, p.dead_letter);
     if (r.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job ", p.job_id, " is no longer held by this lease"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", p.job_id, " is no longer held by this lease"));
     }
     NackResult out;
     out.state = static_cast<JobState>(r[0][0].as<int16_t>());

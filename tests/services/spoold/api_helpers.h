@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,8 +40,8 @@ inline absl::Time FromTs(const google::protobuf::Timestamp& t) {
 inline google::protobuf::Timestamp Ts(absl::Time t) {
   google::protobuf::Timestamp out;
   out.set_seconds(absl::ToUnixSeconds(t));
-  out.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(
-      t - absl::FromUnixSeconds(out.seconds()))));
+  out.set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(out.seconds()))));
   return out;
 }
 
@@ -95,7 +96,8 @@ class Api {
 
   // Leases up to n jobs, waiting up to `wait`.
   std::vector<v1::LeasedJob> LeaseJobs(
-      const std::string& queue, int n, absl::Duration wait = absl::ZeroDuration(),
+      const std::string& queue, int n,
+      absl::Duration wait = absl::ZeroDuration(),
       absl::Duration visibility = absl::Seconds(30)) {
     v1::LeaseRequest req;
     req.set_queue(queue);
@@ -176,6 +178,9 @@ class Api {
 void ExecSql(const std::string& url, const std::string& sql);
 // Runs a query returning one integer.
 int64_t QueryInt(const std::string& url, const std::string& sql);
+// How many of these job ids exist in spool_jobs.
+int64_t CountExistingJobs(const std::string& url,
+                          const std::set<std::string>& ids);
 
 // A database and one spoold on it, per test.
 class SpooldTest : public ::testing::Test {

@@ -21,8 +21,8 @@ class CrashTest : public SpooldTest {};
 TEST_F(CrashTest, Kill9WhileJobsAreLeasedLosesNoJob) {
   std::set<std::string> ids;
   for (int i = 0; i < 50; ++i) ids.insert(api_->MustEnqueue("crash", "x"));
-  auto leased = api_->LeaseJobs("crash", 20, absl::ZeroDuration(),
-                                absl::Seconds(2));
+  auto leased =
+      api_->LeaseJobs("crash", 20, absl::ZeroDuration(), absl::Seconds(2));
   ASSERT_EQ(leased.size(), 20u);
   ASSERT_TRUE(server_->Kill9().ok());
   ASSERT_TRUE(server_->Restart().ok()) << server_->LogTail();
@@ -69,13 +69,7 @@ TEST_F(CrashTest, Kill9DuringEnqueuesKeepsEveryAcknowledgedJob) {
   for (auto& t : producers) t.join();
   ASSERT_GT(acknowledged.size(), 10u);
   // Every job the server acknowledged is committed.
-  std::string list;
-  for (const auto& id : acknowledged) {
-    if (!list.empty()) list += ",";
-    list += id;
-  }
-  EXPECT_EQ(QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs WHERE "
-                                        "id IN (", list, ")")),
+  EXPECT_EQ(CountExistingJobs(url_, acknowledged),
             static_cast<int64_t>(acknowledged.size()));
 }
 
@@ -109,7 +103,8 @@ TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
   const int pid = server_->Pid();
   absl::SleepFor(absl::Milliseconds(500));
   ASSERT_TRUE(pg->Stop().ok());
-  EXPECT_TRUE(server_->WaitForHealth(Serving::NOT_SERVING, absl::Seconds(15)).ok())
+  EXPECT_TRUE(
+      server_->WaitForHealth(Serving::NOT_SERVING, absl::Seconds(15)).ok())
       << server_->LogTail();
   absl::SleepFor(absl::Milliseconds(500));
   ASSERT_TRUE(pg->StartAgain().ok()) << pg->LogTail();
@@ -123,21 +118,15 @@ TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
   absl::SleepFor(absl::Milliseconds(1000));
   stop = true;
   for (auto& t : producers) t.join();
-  EXPECT_EQ(server_->Pid(), pid);  // Same process throughout.
-  EXPECT_GT(failures.load(), 0);   // The outage was seen...
+  EXPECT_EQ(server_->Pid(), pid);          // Same process throughout.
+  EXPECT_GT(failures.load(), 0);           // The outage was seen...
   EXPECT_GT(acknowledged.size(), before);  // ...and enqueues work again.
   // Leases work again too, and every acknowledged job is there. A call cut
   // off with the connection may still have committed (UNAVAILABLE says the
   // outcome is unknown), so a few more rows than acknowledgements are fine;
   // never fewer.
   EXPECT_FALSE(api_->LeaseJobs("pgrestart", 1, absl::Seconds(5)).empty());
-  std::string list;
-  for (const auto& id : acknowledged) {
-    if (!list.empty()) list += ",";
-    list += id;
-  }
-  EXPECT_EQ(QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs "
-                                        "WHERE id IN (", list, ")")),
+  EXPECT_EQ(CountExistingJobs(url_, acknowledged),
             static_cast<int64_t>(acknowledged.size()));
   const int64_t rows = QueryInt(url_, "SELECT count(*) FROM spool_jobs");
   EXPECT_GE(rows, static_cast<int64_t>(acknowledged.size()));

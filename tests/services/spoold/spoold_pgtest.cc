@@ -100,7 +100,8 @@ TEST_F(SemanticsTest, RunAtInThePastIsReadyAtOnce) {
 
 TEST_F(SemanticsTest, ExpiredLeaseRedeliversWithNextAttempt) {
   std::string id = api_->MustEnqueue("vis", "x");
-  auto first = api_->LeaseJobs("vis", 1, absl::ZeroDuration(), absl::Seconds(1));
+  auto first =
+      api_->LeaseJobs("vis", 1, absl::ZeroDuration(), absl::Seconds(1));
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].attempt(), 1);
   auto second = api_->LeaseJobs("vis", 1, absl::Seconds(15), absl::Seconds(30));
@@ -119,7 +120,8 @@ TEST_F(SemanticsTest, ExpiredLeaseRedeliversWithNextAttempt) {
 
 TEST_F(SemanticsTest, StaleLeaseCannotAckNackOrExtend) {
   std::string id = api_->MustEnqueue("fence", "x");
-  auto first = api_->LeaseJobs("fence", 1, absl::ZeroDuration(), absl::Seconds(1));
+  auto first =
+      api_->LeaseJobs("fence", 1, absl::ZeroDuration(), absl::Seconds(1));
   ASSERT_EQ(first.size(), 1u);
   auto second = api_->LeaseJobs("fence", 1, absl::Seconds(15));
   ASSERT_EQ(second.size(), 1u);
@@ -148,7 +150,8 @@ TEST_F(SemanticsTest, StaleLeaseCannotAckNackOrExtend) {
             grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(api_->AckOne(id, second[0].lease_id()), grpc::StatusCode::OK);
   // Acked and deleted (no retention): a second ack finds nothing.
-  EXPECT_EQ(api_->AckOne(id, second[0].lease_id()), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(api_->AckOne(id, second[0].lease_id()),
+            grpc::StatusCode::NOT_FOUND);
   v1::Job gone;
   EXPECT_EQ(api_->GetJob(id, &gone).error_code(), grpc::StatusCode::NOT_FOUND);
 }
@@ -171,11 +174,13 @@ TEST_F(SemanticsTest, UnknownJobsAreNotFound) {
 
 TEST_F(SemanticsTest, ExtendLeaseKeepsJobAwayPastItsTimeout) {
   std::string id = api_->MustEnqueue("extend", "x");
-  auto jobs = api_->LeaseJobs("extend", 1, absl::ZeroDuration(), absl::Seconds(1));
+  auto jobs =
+      api_->LeaseJobs("extend", 1, absl::ZeroDuration(), absl::Seconds(1));
   ASSERT_EQ(jobs.size(), 1u);
   for (int i = 0; i < 4; ++i) {
     v1::ExtendLeaseResponse er;
-    grpc::Status s = api_->Extend(id, jobs[0].lease_id(), absl::Seconds(1), &er);
+    grpc::Status s =
+        api_->Extend(id, jobs[0].lease_id(), absl::Seconds(1), &er);
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_GT(FromTs(er.lease_expires_at()), absl::Now());
     absl::SleepFor(absl::Milliseconds(500));
@@ -323,9 +328,10 @@ TEST_F(SemanticsTest, LeaseExpiryOnLastAttemptGoesDead) {
   spec.set_max_attempts(1);
   v1::EnqueueResponse er;
   ASSERT_TRUE(api_->Enqueue(spec, &er).ok());
-  ASSERT_EQ(api_->LeaseJobs("lastexp", 1, absl::ZeroDuration(), absl::Seconds(1))
-                .size(),
-            1u);
+  ASSERT_EQ(
+      api_->LeaseJobs("lastexp", 1, absl::ZeroDuration(), absl::Seconds(1))
+          .size(),
+      1u);
   absl::Time until = absl::Now() + absl::Seconds(15);
   v1::Job job;
   while (absl::Now() < until) {
@@ -375,8 +381,9 @@ TEST_F(SemanticsTest, ConcurrentDuplicateEnqueuesCreateOneJob) {
   }
   EXPECT_EQ(fresh, 1);
   EXPECT_EQ(ids.size(), 1u);
-  EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs WHERE queue = 'idem'"),
-            1);
+  EXPECT_EQ(
+      QueryInt(url_, "SELECT count(*) FROM spool_jobs WHERE queue = 'idem'"),
+      1);
 }
 
 TEST_F(SemanticsTest, IdempotencyKeyHoldsAfterJobFinishedWithinWindow) {
@@ -403,8 +410,9 @@ TEST_F(SemanticsTest, IdempotencyKeyHoldsAfterJobFinishedWithinWindow) {
 }
 
 TEST_F(SemanticsTest, ExpiredIdempotencyKeyOfFinishedJobIsReused) {
-  ExecSql(url_, "INSERT INTO spool_queues (name, idempotency_window) "
-                "VALUES ('idemexp', '1 second')");
+  ExecSql(url_,
+          "INSERT INTO spool_queues (name, idempotency_window) "
+          "VALUES ('idemexp', '1 second')");
   v1::JobSpec spec;
   spec.set_queue("idemexp");
   spec.set_idempotency_key("k");
@@ -465,8 +473,9 @@ TEST_F(SemanticsTest, BatchEnqueueIsOrderedDedupedAndAtomic) {
 }
 
 TEST_F(SemanticsTest, AckIsPerItemAndKeepsResultsWhenRetained) {
-  ExecSql(url_, "INSERT INTO spool_queues (name, succeeded_retention) "
-                "VALUES ('keep', '1 hour')");
+  ExecSql(url_,
+          "INSERT INTO spool_queues (name, succeeded_retention) "
+          "VALUES ('keep', '1 hour')");
   std::string a = api_->MustEnqueue("keep", "a");
   std::string b = api_->MustEnqueue("keep", "b");
   auto jobs = api_->LeaseJobs("keep", 2);
@@ -504,7 +513,8 @@ TEST_F(SemanticsTest, AckIsPerItemAndKeepsResultsWhenRetained) {
 }
 
 TEST_F(SemanticsTest, FullQueueRejectsEnqueue) {
-  ExecSql(url_, "INSERT INTO spool_queues (name, max_depth) VALUES ('small', 2)");
+  ExecSql(url_,
+          "INSERT INTO spool_queues (name, max_depth) VALUES ('small', 2)");
   api_->MustEnqueue("small", "1");
   api_->MustEnqueue("small", "2");
   v1::JobSpec spec;
@@ -529,7 +539,8 @@ TEST_F(SemanticsTest, LongPollTimesOutEmpty) {
 
 TEST_F(SemanticsTest, LongPollWakesOnEnqueue) {
   std::vector<v1::LeasedJob> got;
-  std::thread waiter([&] { got = api_->LeaseJobs("wake", 1, absl::Seconds(25)); });
+  std::thread waiter(
+      [&] { got = api_->LeaseJobs("wake", 1, absl::Seconds(25)); });
   absl::SleepFor(absl::Milliseconds(300));
   std::string id = api_->MustEnqueue("wake", "now");
   waiter.join();
@@ -618,9 +629,10 @@ TEST_F(SemanticsTest, ThousandIdleLongPollsNeedFewThreadsAndConnections) {
     }
     fclose(f);
   }
-  const int64_t connections = QueryInt(
-      url_, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND pid <> pg_backend_pid()");
+  const int64_t connections =
+      QueryInt(url_,
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+               "current_database() AND pid <> pg_backend_pid()");
   EXPECT_GT(threads, 0);
   EXPECT_LT(threads, 64) << "spoold threads with 1000 waiting polls";
   EXPECT_LT(connections, 16) << "database connections with 1000 waiting polls";
@@ -680,7 +692,8 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
        "job.payload"},
       {"too many headers",
        [](v1::JobSpec& s) {
-         for (int i = 0; i < 65; ++i) (*s.mutable_headers())[absl::StrCat("h", i)] = "v";
+         for (int i = 0; i < 65; ++i)
+           (*s.mutable_headers())[absl::StrCat("h", i)] = "v";
        },
        "job.headers"},
       {"headers too large",
@@ -759,8 +772,8 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("retry_delay"));
   v1::ExtendLeaseResponse er;
-  s = api_->Extend("1", "00000000-0000-4000-8000-000000000000",
-                   absl::Hours(13), &er);
+  s = api_->Extend("1", "00000000-0000-4000-8000-000000000000", absl::Hours(13),
+                   &er);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("visibility_timeout"));
   v1::Job job;

@@ -1,7 +1,5 @@
 // The store against real PostgreSQL: the lease query's plan on a large table,
 // SKIP LOCKED exclusivity between concurrent sessions, and migrations.
-#include "store/session.h"
-
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
@@ -11,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/migrator.h"
+#include "store/session.h"
 #include "tests/support/test_postgres.h"
 
 namespace spool::store {
@@ -102,21 +101,23 @@ TEST_F(SessionTest, AckUsesThePrimaryKeyEvenWithStaleStatistics) {
   pqxx::connection conn(url_);
   pqxx::nontransaction tx(conn);
   tx.exec("INSERT INTO spool_queues (name) VALUES ('q')");
-  tx.exec("INSERT INTO spool_jobs (queue, state, run_at, max_attempts, payload)"
-          " SELECT 'q', 2, now(), 20, '' FROM generate_series(1, 50000)");
+  tx.exec(
+      "INSERT INTO spool_jobs (queue, state, run_at, max_attempts, payload)"
+      " SELECT 'q', 2, now(), 20, '' FROM generate_series(1, 50000)");
   tx.exec("ANALYZE spool_jobs");  // Statistics: nothing leased.
-  tx.exec("UPDATE spool_jobs SET state = 3, lease_id = gen_random_uuid(), "
-          "lease_expires_at = now() + interval '1 hour' WHERE id % 2 = 0");
+  tx.exec(
+      "UPDATE spool_jobs SET state = 3, lease_id = gen_random_uuid(), "
+      "lease_expires_at = now() + interval '1 hour' WHERE id % 2 = 0");
   for (const char* mode : {"auto", "force_generic_plan"}) {
     tx.exec(absl::StrCat("SET plan_cache_mode = ", mode));
     tx.exec("DEALLOCATE ALL");
     tx.exec(absl::StrCat("PREPARE ack_q(int8[], text[], int4[], bytea) AS ",
                          StatementSql("ack")));
     std::string plan;
-    for (const auto& row : tx.exec(
-             "EXPLAIN EXECUTE ack_q('{2,4}', "
-             "'{00000000-0000-4000-8000-000000000000,"
-             "00000000-0000-4000-8000-000000000000}', '{0,0}', '\\x')")) {
+    for (const auto& row :
+         tx.exec("EXPLAIN EXECUTE ack_q('{2,4}', "
+                 "'{00000000-0000-4000-8000-000000000000,"
+                 "00000000-0000-4000-8000-000000000000}', '{0,0}', '\\x')")) {
       plan += row[0].as<std::string>() + "\n";
     }
     EXPECT_THAT(plan, Not(HasSubstr("spool_jobs_leased_idx"))) << mode << plan;
@@ -193,8 +194,9 @@ TEST_F(SessionTest, ConnectionLossBecomesUnavailable) {
   {
     pqxx::connection admin(url_);
     pqxx::nontransaction tx(admin);
-    tx.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    tx.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()");
   }
   absl::Status st = (*s)->Ping();
   EXPECT_TRUE(absl::IsUnavailable(st)) << st;
