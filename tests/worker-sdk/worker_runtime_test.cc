@@ -67,6 +67,13 @@ class WorkerRuntimeTest : public ::testing::Test {
     return q;
   }
 
+  // Waits until the fake server holds job `id` in `state`.
+  bool ReachesState(const std::string& id, v1::JobState state,
+                    absl::Duration timeout) {
+    return Eventually([&] { return service_->GetFakeJob(id)->state == state; },
+                      timeout);
+  }
+
   bool LogContains(const std::string& text) {
     absl::MutexLock lock(&log_mu_);
     for (const std::string& line : log_) {
@@ -231,11 +238,7 @@ TEST_F(WorkerRuntimeTest, AckRetriedWhileServerUnavailable) {
               "q", [](const Job&) { return Outcome::Success("r"); }, Queue(1))
           .ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(Eventually(
-      [&] {
-        return service_->GetFakeJob(id)->state == v1::JOB_STATE_SUCCEEDED;
-      },
-      absl::Seconds(10)));
+  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(10)));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   EXPECT_EQ(service_->Calls("Ack"), 4);
   EXPECT_EQ(service_->GetFakeJob(id)->acks, 1);
@@ -303,11 +306,7 @@ TEST_F(WorkerRuntimeTest, LeaseExtendedWhileHandlerRunsLong) {
                       Queue(2, absl::Seconds(2)))
                   .ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(Eventually(
-      [&] {
-        return service_->GetFakeJob(id)->state == v1::JOB_STATE_SUCCEEDED;
-      },
-      absl::Seconds(15)));
+  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(15)));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   // 3.25x the visibility timeout, yet delivered once: the lease was extended.
   EXPECT_EQ(runs.load(), 1);
@@ -356,11 +355,7 @@ TEST_F(WorkerRuntimeTest, ExtensionSurvivesTransientFailures) {
                       Queue(1, absl::Seconds(2)))
                   .ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(Eventually(
-      [&] {
-        return service_->GetFakeJob(id)->state == v1::JOB_STATE_SUCCEEDED;
-      },
-      absl::Seconds(15)));
+  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(15)));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   EXPECT_EQ(service_->GetFakeJob(id)->attempt, 1);
   EXPECT_EQ(observer_->extension_failures().size(), 2u);
@@ -534,11 +529,7 @@ TEST_F(WorkerRuntimeTest, ClassHandlersWork) {
   Worker worker(Options());
   ASSERT_TRUE(worker.Register("q", std::make_shared<Upper>(), Queue(1)).ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(Eventually(
-      [&] {
-        return service_->GetFakeJob(id)->state == v1::JOB_STATE_SUCCEEDED;
-      },
-      absl::Seconds(10)));
+  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(10)));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   EXPECT_EQ(service_->GetFakeJob(id)->result, "ABC");
 }
