@@ -512,6 +512,83 @@ TEST_F(SemanticsTest, AckIsPerItemAndKeepsResultsWhenRetained) {
   EXPECT_EQ(api_->MustGetJob(jobs[1].job_id()).state(), v1::JOB_STATE_LEASED);
 }
 
+// Finished jobs are kept for their queue's retention, then deleted by
+// maintenance; expired idempotency keys of finished jobs go too.
+class RetentionTest : public SemanticsTest {
+ protected:
+  std::vector<std::string> ServerFlags() override {
+    auto flags = FastFlags();
+    flags.push_back("--retention_interval=200ms");
+    return flags;
+  }
+};
+
+TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
+  ExecSql(url_,
+          "INSERT INTO spool_queues (name, succeeded_retention, dead_retention,"
+          " idempotency_window) VALUES ('ret', '2 seconds', '2 seconds', "
+          "'1 second'), ('keep', '1 hour', '1 hour', '1 hour')");
+  v1::JobSpec spec;
+  spec.set_queue("ret");
+  spec.set_idempotency_key("k1");
+  v1::EnqueueResponse ok_job, dead_job, kept_job;
+  ASSERT_TRUE(api_->Enqueue(spec, &ok_job).ok());
+  spec.set_idempotency_key("k2");
+  ASSERT_TRUE(api_->Enqueue(spec, &dead_job).ok());
+  spec.set_queue("keep");
+  ASSERT_TRUE(api_->Enqueue(spec, &kept_job).ok());
+  auto jobs = api_->LeaseJobs("ret", 2);
+  ASSERT_EQ(jobs.size(), 2u);
+  for (const auto& j : jobs) {
+    if (j.job_id() == ok_job.job_id()) {
+      EXPECT_EQ(api_->AckOne(j.job_id(), j.lease_id(), "r"), 0);
+    } else {
+      v1::NackRequest nack;
+      nack.set_job_id(j.job_id());
+      nack.set_lease_id(j.lease_id());
+      nack.set_dead_letter(true);
+      v1::NackResponse nr;
+      ASSERT_TRUE(api_->Nack(nack, &nr).ok());
+    }
+  }
+  auto kept = api_->LeaseJobs("keep", 1);
+  ASSERT_EQ(kept.size(), 1u);
+  ASSERT_EQ(api_->AckOne(kept[0].job_id(), kept[0].lease_id()), 0);
+  // Within retention: both still readable.
+  EXPECT_EQ(api_->MustGetJob(ok_job.job_id()).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(api_->MustGetJob(dead_job.job_id()).state(), v1::JOB_STATE_DEAD);
+  absl::Time until = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < until &&
+         QueryInt(url_, "SELECT count(*) FROM spool_jobs WHERE queue = 'ret'") >
+             0) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  v1::Job gone;
+  EXPECT_EQ(api_->GetJob(ok_job.job_id(), &gone).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(api_->GetJob(dead_job.job_id(), &gone).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // The keys of the finished jobs expired with their window and are gone;
+  // the other queue keeps its job and key.
+  until = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < until &&
+         QueryInt(url_,
+                  "SELECT count(*) FROM spool_idempotency_keys "
+                  "WHERE queue = 'ret'") > 0) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(QueryInt(url_,
+                     "SELECT count(*) FROM spool_idempotency_keys "
+                     "WHERE queue = 'ret'"),
+            0);
+  EXPECT_EQ(api_->MustGetJob(kept_job.job_id()).state(),
+            v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(QueryInt(url_,
+                     "SELECT count(*) FROM spool_idempotency_keys "
+                     "WHERE queue = 'keep'"),
+            1);
+}
+
 TEST_F(SemanticsTest, FullQueueRejectsEnqueue) {
   ExecSql(url_,
           "INSERT INTO spool_queues (name, max_depth) VALUES ('small', 2)");
