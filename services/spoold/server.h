@@ -56,7 +56,6 @@ class SpooldServer {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
   core::JobQueue* queue() { return queue_.get(); }
-  store::SessionPool* pool() { return pool_.get(); }
   // Null without metrics_listen.
   metrics::Exporter* exporter() { return exporter_.get(); }
   // The bound /metrics port, 0 without metrics.

@@ -122,7 +122,6 @@ class JobQueue {
   void SetHealthCallback(absl::AnyInvocable<void(bool)> fn);
 
   int64_t WaitingLongPolls() { return hub_.WaitingCount(); }
-  store::SessionPool* pool() { return pool_; }
 
   // A job became ready on `queue` (here or elsewhere): wake waiters here and,
   // when `publish`, tell the other replicas.

@@ -40,7 +40,6 @@ std::vector<Statement> Statements() {
   return {
       {"ping", "SELECT 1"},
       {"notify", "SELECT pg_notify($1, $2)"},
-      {"now", "SELECT spool_us(clock_timestamp())"},
       {"ensure_queue",
        absl::StrCat("WITH ins AS (INSERT INTO spool_queues (name) VALUES ($1) "
                     "ON CONFLICT (name) DO NOTHING RETURNING *), "
@@ -401,15 +400,6 @@ absl::Status Session::Notify(const std::string& channel,
     return absl::OkStatus();
   } catch (...) {
     return ConvertException("notify");
-  }
-}
-
-absl::StatusOr<absl::Time> Session::Now() {
-  try {
-    pqxx::nontransaction tx(conn_->c);
-    return FromMicros(tx.exec_prepared1("now")[0].as<int64_t>());
-  } catch (...) {
-    return ConvertException("now");
   }
 }
 

@@ -104,9 +104,6 @@ class Session {
   // Sends one NOTIFY on `channel` (outside any job-writing transaction).
   absl::Status Notify(const std::string& channel, const std::string& payload);
 
-  // The database server's clock.
-  absl::StatusOr<absl::Time> Now();
-
  private:
   struct Conn;  // Wraps the pqxx::connection, kept out of this header.
   explicit Session(std::unique_ptr<Conn> conn);
