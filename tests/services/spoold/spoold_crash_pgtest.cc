@@ -16,6 +16,66 @@ namespace {
 
 using Serving = grpc::health::v1::HealthCheckResponse;
 
+// Four threads enqueuing one job at a time on `queue` until Stop(): the ids
+// the server acknowledged, and how the other calls failed.
+class Producers {
+ public:
+  Producers(SpooldProcess* server, const std::string& queue,
+            absl::Duration call_deadline) {
+    for (int p = 0; p < 4; ++p) {
+      threads_.emplace_back([this, server, queue, call_deadline] {
+        Api api(server->NewChannel());
+        while (!stop_.load()) {
+          v1::JobSpec spec;
+          spec.set_queue(queue);
+          v1::EnqueueResponse resp;
+          grpc::Status s = api.Enqueue(spec, &resp, call_deadline);
+          {
+            absl::MutexLock lock(&mu_);
+            if (s.ok()) {
+              acknowledged_.insert(resp.job_id());
+              continue;
+            }
+            ++failures_;
+            if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+              ++not_unavailable_;
+            }
+          }
+          absl::SleepFor(absl::Milliseconds(20));
+        }
+      });
+    }
+  }
+  ~Producers() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  std::set<std::string> acknowledged() {
+    absl::MutexLock lock(&mu_);
+    return acknowledged_;
+  }
+  int failures() {
+    absl::MutexLock lock(&mu_);
+    return failures_;
+  }
+  // Failures with a code other than UNAVAILABLE.
+  int not_unavailable() {
+    absl::MutexLock lock(&mu_);
+    return not_unavailable_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  absl::Mutex mu_;
+  std::set<std::string> acknowledged_ ABSL_GUARDED_BY(mu_);
+  int failures_ ABSL_GUARDED_BY(mu_) = 0;
+  int not_unavailable_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class CrashTest : public SpooldTest {};
 
 TEST_F(CrashTest, Kill9WhileJobsAreLeasedLosesNoJob) {
@@ -44,29 +104,12 @@ TEST_F(CrashTest, Kill9WhileJobsAreLeasedLosesNoJob) {
 }
 
 TEST_F(CrashTest, Kill9DuringEnqueuesKeepsEveryAcknowledgedJob) {
-  absl::Mutex mu;
-  std::set<std::string> acknowledged;
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> producers;
-  for (int p = 0; p < 4; ++p) {
-    producers.emplace_back([&] {
-      Api api(server_->NewChannel());
-      while (!stop.load()) {
-        v1::JobSpec spec;
-        spec.set_queue("enqcrash");
-        v1::EnqueueResponse resp;
-        if (api.Enqueue(spec, &resp, absl::Seconds(2)).ok()) {
-          absl::MutexLock lock(&mu);
-          acknowledged.insert(resp.job_id());
-        }
-      }
-    });
-  }
+  Producers producers(server_.get(), "enqcrash", absl::Seconds(2));
   absl::SleepFor(absl::Milliseconds(700));
   ASSERT_TRUE(server_->Kill9().ok());
   absl::SleepFor(absl::Milliseconds(200));
-  stop = true;
-  for (auto& t : producers) t.join();
+  producers.Stop();
+  const std::set<std::string> acknowledged = producers.acknowledged();
   ASSERT_GT(acknowledged.size(), 10u);
   // Every job the server acknowledged is committed.
   EXPECT_EQ(CountExistingJobs(url_, acknowledged),
@@ -75,31 +118,7 @@ TEST_F(CrashTest, Kill9DuringEnqueuesKeepsEveryAcknowledgedJob) {
 
 TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
   TestPostgres* pg = SharedPostgres();
-  absl::Mutex mu;
-  std::set<std::string> acknowledged;
-  std::atomic<bool> stop{false};
-  std::atomic<int> failures{0};
-  std::vector<std::thread> producers;
-  for (int p = 0; p < 4; ++p) {
-    producers.emplace_back([&] {
-      Api api(server_->NewChannel());
-      while (!stop.load()) {
-        v1::JobSpec spec;
-        spec.set_queue("pgrestart");
-        v1::EnqueueResponse resp;
-        grpc::Status s = api.Enqueue(spec, &resp, absl::Seconds(5));
-        if (s.ok()) {
-          absl::MutexLock lock(&mu);
-          acknowledged.insert(resp.job_id());
-        } else {
-          EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
-              << s.error_message();
-          ++failures;
-          absl::SleepFor(absl::Milliseconds(20));
-        }
-      }
-    });
-  }
+  Producers producers(server_.get(), "pgrestart", absl::Seconds(5));
   const int pid = server_->Pid();
   absl::SleepFor(absl::Milliseconds(500));
   ASSERT_TRUE(pg->Stop().ok());
@@ -110,17 +129,14 @@ TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
   ASSERT_TRUE(pg->StartAgain().ok()) << pg->LogTail();
   EXPECT_TRUE(server_->WaitForHealth(Serving::SERVING, absl::Seconds(15)).ok())
       << server_->LogTail();
-  size_t before;
-  {
-    absl::MutexLock lock(&mu);
-    before = acknowledged.size();
-  }
+  const size_t before = producers.acknowledged().size();
   absl::SleepFor(absl::Milliseconds(1000));
-  stop = true;
-  for (auto& t : producers) t.join();
-  EXPECT_EQ(server_->Pid(), pid);          // Same process throughout.
-  EXPECT_GT(failures.load(), 0);           // The outage was seen...
-  EXPECT_GT(acknowledged.size(), before);  // ...and enqueues work again.
+  producers.Stop();
+  const std::set<std::string> acknowledged = producers.acknowledged();
+  EXPECT_EQ(server_->Pid(), pid);             // Same process throughout.
+  EXPECT_GT(producers.failures(), 0);         // The outage was seen...
+  EXPECT_EQ(producers.not_unavailable(), 0);  // ...as UNAVAILABLE...
+  EXPECT_GT(acknowledged.size(), before);     // ...and enqueues work again.
   // Leases work again too, and every acknowledged job is there. A call cut
   // off with the connection may still have committed (UNAVAILABLE says the
   // outcome is unknown), so a few more rows than acknowledgements are fine;
@@ -130,7 +146,8 @@ TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
             static_cast<int64_t>(acknowledged.size()));
   const int64_t rows = QueryInt(url_, "SELECT count(*) FROM spool_jobs");
   EXPECT_GE(rows, static_cast<int64_t>(acknowledged.size()));
-  EXPECT_LE(rows, static_cast<int64_t>(acknowledged.size()) + failures.load());
+  EXPECT_LE(rows,
+            static_cast<int64_t>(acknowledged.size()) + producers.failures());
 }
 
 TEST_F(CrashTest, SigtermReturnsWaitingPollsEmptyAndExitsZero) {
