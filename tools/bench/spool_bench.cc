@@ -493,15 +493,30 @@ void RunBatch(const std::vector<std::string>& targets,
 }
 
 // ---------------------------------------------------------------------------
-// The worker process of `process`: no-op handlers; prints "handled N" lines
-// as it goes, and at SIGTERM stops (flushing acks) and writes every handled
-// job id to --worker_ids_out.
+// The worker process of `process`: no-op handlers. It connects, prints
+// "ready", and starts leasing only when a line arrives on stdin, so the timed
+// run measures the queue, not process start-up. As it goes it prints
+// "handled N acked M" lines (M: completions spoold answered), and at SIGTERM
+// stops (flushing acks) and writes every handled job id to --worker_ids_out.
+class AckCounter : public spool::WorkerObserver {
+ public:
+  void OnAckLatency(absl::Duration, int batch_size) override {
+    acked_ += batch_size;
+  }
+  int64_t acked() const { return acked_.load(); }
+
+ private:
+  std::atomic<int64_t> acked_{0};
+};
+
 int WorkerMain(const std::vector<std::string>& targets) {
   InstallSignalHandlers();
+  auto acks = std::make_shared<AckCounter>();
   WorkerOptions options;
   options.client.targets = targets;
   options.log_sink = QuietLog;
   options.worker_id = absl::StrCat("bench-", getpid());
+  options.observer = acks;
   Worker worker(options);
   absl::Mutex mu;
   std::vector<std::string> handled;
@@ -520,17 +535,38 @@ int WorkerMain(const std::vector<std::string>& targets) {
         return Outcome::Success();
       },
       qo);
-  if (!s.ok() || !(s = worker.Start()).ok()) {
+  if (s.ok()) {
+    ClientOptions co;
+    co.targets = targets;
+    auto client = Client::Connect(co);
+    if (!client.ok()) {
+      s = client.status();
+    } else if (!client->WaitForConnected(absl::Seconds(10))) {
+      s = absl::UnavailableError("spoold unreachable");
+    }
+  }
+  if (!s.ok()) {
     std::fprintf(stderr, "worker: %s\n", std::string(s.message()).c_str());
     return 1;
   }
-  int64_t last = -1;
-  while (WaitForSignal(absl::Milliseconds(20)) == 0) {
-    int64_t now = count.load();
-    if (now != last) {
-      std::printf("handled %lld\n", static_cast<long long>(now));
+  std::printf("ready\n");
+  std::fflush(stdout);
+  char go[16];
+  if (read(0, go, sizeof go) <= 0) return 1;
+  if (!(s = worker.Start()).ok()) {
+    std::fprintf(stderr, "worker: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  int64_t last_handled = -1, last_acked = -1;
+  while (WaitForSignal(absl::Milliseconds(2)) == 0) {
+    const int64_t now_handled = count.load(), now_acked = acks->acked();
+    if (now_handled != last_handled || now_acked != last_acked) {
+      std::printf("handled %lld acked %lld\n",
+                  static_cast<long long>(now_handled),
+                  static_cast<long long>(now_acked));
       std::fflush(stdout);
-      last = now;
+      last_handled = now_handled;
+      last_acked = now_acked;
     }
   }
   s = worker.Stop(absl::Seconds(10));
@@ -543,22 +579,33 @@ int WorkerMain(const std::vector<std::string>& targets) {
 struct ChildWorker {
   pid_t pid = -1;
   int out_fd = -1;
+  int in_fd = -1;  // a line here starts its leasing
   std::string ids_path;
+  bool ready = false;
   int64_t handled = 0;
+  int64_t acked = 0;
   std::string buffer;
 };
 
 ChildWorker SpawnWorker(const std::string& self, const std::string& targets,
                         const std::string& queue, const std::string& ids_path) {
-  int fds[2];
-  if (pipe(fds) != 0) return {};
+  int out[2], in[2];
+  if (pipe(out) != 0) return {};
+  if (pipe(in) != 0) {
+    close(out[0]);
+    close(out[1]);
+    return {};
+  }
   ChildWorker w;
   w.ids_path = ids_path;
   w.pid = fork();
   if (w.pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
+    dup2(out[1], 1);
+    dup2(in[0], 0);
+    close(out[0]);
+    close(out[1]);
+    close(in[0]);
+    close(in[1]);
     std::vector<std::string> args = {
         self, absl::StrCat("--target=", targets),
         absl::StrCat("--worker_queue=", queue),
@@ -571,9 +618,11 @@ ChildWorker SpawnWorker(const std::string& self, const std::string& targets,
     execv(argv[0], argv.data());
     _exit(127);
   }
-  close(fds[1]);
-  fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  w.out_fd = fds[0];
+  close(out[1]);
+  close(in[0]);
+  fcntl(out[0], F_SETFL, O_NONBLOCK);
+  w.out_fd = out[0];
+  w.in_fd = in[1];
   return w;
 }
 
@@ -585,10 +634,11 @@ void PollWorker(ChildWorker& w) {
   while ((nl = w.buffer.find('\n')) != std::string::npos) {
     std::string line = w.buffer.substr(0, nl);
     w.buffer.erase(0, nl + 1);
-    int64_t v;
-    if (line.rfind("handled ", 0) == 0 &&
-        absl::SimpleAtoi(line.substr(8), &v)) {
-      w.handled = v;
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    if (f.size() == 1 && f[0] == "ready") w.ready = true;
+    if (f.size() == 4 && f[0] == "handled" && f[2] == "acked") {
+      (void)absl::SimpleAtoi(f[1], &w.handled);
+      (void)absl::SimpleAtoi(f[3], &w.acked);
     }
   }
 }
@@ -607,28 +657,41 @@ void RunProcess(const std::vector<std::string>& targets,
   char tmpl[] = "/tmp/spool-bench-ids-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   std::vector<ChildWorker> workers;
-  CpuMeter cpu(g_spoold_pid);
-  absl::Time start = absl::Now();
   for (int i = 0; i < nworkers; ++i) {
     workers.push_back(SpawnWorker(self, absl::StrJoin(targets, ","), queue,
                                   absl::StrCat(dir, "/w", i)));
   }
+  // Timed from the moment every worker process is up and connected until
+  // spoold has answered the ack of every job.
+  absl::Time ready_deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < ready_deadline &&
+         !std::all_of(workers.begin(), workers.end(), [](ChildWorker& w) {
+           PollWorker(w);
+           return w.ready;
+         })) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  double worker_cpu = 0;
+  for (auto& w : workers) worker_cpu -= ProcCpuSeconds(w.pid);
+  CpuMeter cpu(g_spoold_pid);
+  absl::Time start = absl::Now();
+  for (auto& w : workers) (void)!write(w.in_fd, "go\n", 3);
   absl::Time deadline = start + absl::GetFlag(FLAGS_timeout);
-  int64_t handled = 0;
+  int64_t handled = 0, acked = 0;
   while (absl::Now() < deadline) {
-    handled = 0;
+    handled = acked = 0;
     for (auto& w : workers) {
       PollWorker(w);
       handled += w.handled;
+      acked += w.acked;
     }
-    if (handled >= total) break;
-    absl::SleepFor(absl::Milliseconds(2));
+    if (acked >= total) break;
+    absl::SleepFor(absl::Milliseconds(1));
   }
   absl::Duration took = absl::Now() - start;
   const double spoold_cpu =
       g_spoold_pid > 0 ? ProcCpuSeconds(g_spoold_pid) : -1;
   const double pg_cpu = g_spoold_pid > 0 ? CommCpuSeconds("postgres") : -1;
-  double worker_cpu = 0;
   for (auto& w : workers) worker_cpu += ProcCpuSeconds(w.pid);
   for (auto& w : workers) kill(w.pid, SIGTERM);
   int bad_exit = 0;
@@ -637,6 +700,7 @@ void RunProcess(const std::vector<std::string>& targets,
     waitpid(w.pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++bad_exit;
     close(w.out_fd);
+    close(w.in_fd);
   }
   std::map<std::string, int> count;
   for (auto& w : workers) {
@@ -673,13 +737,14 @@ void RunProcess(const std::vector<std::string>& targets,
   r.Add("concurrency", absl::GetFlag(FLAGS_worker_concurrency));
   r.Add("jobs", total);
   r.Add("handled", handled);
+  r.Add("acked", acked);
   r.Add("lost", lost);
   r.Add("doubled", doubled);
   r.Add("seconds", absl::ToDoubleSeconds(took));
   r.Add("jobs_per_s", total / absl::ToDoubleSeconds(took));
   r.Print();
-  if (lost != 0 || doubled != 0 || bad_exit != 0 || !ls.ok() ||
-      resp.jobs_size() != 0) {
+  if (lost != 0 || doubled != 0 || bad_exit != 0 || acked != total ||
+      !ls.ok() || resp.jobs_size() != 0) {
     Fail(absl::StrCat("process: lost=", lost, " doubled=", doubled,
                       " bad worker exits=", bad_exit,
                       " left=", resp.jobs_size()));

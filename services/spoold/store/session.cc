@@ -4,6 +4,7 @@
 #include <exception>
 #include <pqxx/pqxx>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "store/pg_codec.h"
@@ -101,22 +102,22 @@ FROM input i
 LEFT JOIN claims c ON c.queue = i.queue AND c.key = i.key
 LEFT JOIN inserted ins ON ins.id = i.new_id
 ORDER BY i.ord)sql"},
-      // The lease: pick in index order with SKIP LOCKED inside a CTE (so the
-      // LIMIT cannot be re-evaluated per row), then update those rows.
+      // The lease: pick in index order with SKIP LOCKED in an InitPlan (run
+      // once, so the LIMIT cannot be re-evaluated per row), then update those
+      // rows through the primary key. A CTE joined to spool_jobs instead got
+      // a generic plan that hashed the whole table on every lease.
       {"lease", R"sql(
-WITH picked AS (
-  SELECT id FROM spool_jobs
-  WHERE queue = $1 AND state = 2
-  ORDER BY priority DESC, run_at, id
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED
-)
 UPDATE spool_jobs j
 SET state = 3, attempt = j.attempt + 1, lease_id = gen_random_uuid(),
     leased_at = now(),
     lease_expires_at = now() + $3::int8 * interval '1 microsecond',
     worker_id = nullif($4, '')
-FROM picked WHERE j.id = picked.id
+WHERE j.id = ANY(ARRAY(
+  SELECT id FROM spool_jobs
+  WHERE queue = $1 AND state = 2
+  ORDER BY priority DESC, run_at, id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED))
 RETURNING j.id, j.lease_id::text, j.payload, j.headers::text, j.priority,
           j.attempt, j.max_attempts, spool_us(j.run_at), spool_us(j.enqueued_at),
           spool_us(j.lease_expires_at))sql"},
@@ -126,6 +127,10 @@ SET state = 2, attempt = j.attempt - 1, lease_id = NULL, leased_at = NULL,
     lease_expires_at = NULL
 FROM unnest($1::int8[], $2::uuid[]) AS t(id, lease)
 WHERE j.id = t.id AND j.lease_id = t.lease AND j.state::int4 = 3)sql"},
+      // Ack returns a row only for the completions it settled (by ordinal):
+      // joining results back to the input made a quadratic nested loop under
+      // the generic plan. Settling into retention (the UPDATE) is skipped
+      // outright while no queue keeps succeeded jobs.
       {"ack", R"sql(
 WITH input AS (
   SELECT t.ord, t.id, t.lease::uuid AS lease,
@@ -138,23 +143,25 @@ deleted AS (
   DELETE FROM spool_jobs j USING input i, spool_queues q
   WHERE j.id = i.id AND j.lease_id = i.lease AND j.state::int4 = 3
     AND q.name = j.queue AND q.succeeded_retention = '0'
-  RETURNING j.id, j.lease_id, spool_us(now()) - spool_us(j.leased_at) AS took
+  RETURNING i.ord, spool_us(now()) - spool_us(j.leased_at) AS took, j.queue
 ),
 kept AS (
   UPDATE spool_jobs j
   SET state = 4, result = i.result, finished_at = now(), lease_expires_at = NULL
   FROM input i, spool_queues q
-  WHERE j.id = i.id AND j.lease_id = i.lease AND j.state::int4 = 3
+  WHERE EXISTS (SELECT 1 FROM spool_queues WHERE succeeded_retention > '0')
+    AND j.id = i.id AND j.lease_id = i.lease AND j.state::int4 = 3
     AND q.name = j.queue AND q.succeeded_retention > '0'
-  RETURNING j.id, j.lease_id, spool_us(now()) - spool_us(j.leased_at) AS took
+  RETURNING i.ord, spool_us(now()) - spool_us(j.leased_at) AS took, j.queue
 )
-SELECT i.ord, coalesce(d.took, k.took), (d.id IS NOT NULL OR k.id IS NOT NULL),
-       cur.state, coalesce(cur.lease_id = i.lease, false), cur.queue
-FROM input i
-LEFT JOIN deleted d ON d.id = i.id AND d.lease_id = i.lease
-LEFT JOIN kept k ON k.id = i.id AND k.lease_id = i.lease
-LEFT JOIN spool_jobs cur ON cur.id = i.id
-ORDER BY i.ord)sql"},
+SELECT ord, took, queue FROM deleted
+UNION ALL SELECT ord, took, queue FROM kept)sql"},
+      // Why completions the ack did not settle failed (read afterwards, for
+      // the error message only).
+      {"ack_failures", R"sql(
+SELECT t.ord, j.state, coalesce(j.lease_id = t.lease::uuid, false), j.queue
+FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS t(id, lease, ord)
+LEFT JOIN spool_jobs j ON j.id = t.id)sql"},
       {"get_job_lease",
        "SELECT queue, state, coalesce(lease_id::text, ''), attempt, "
        "max_attempts FROM spool_jobs WHERE id = $1"},
@@ -181,42 +188,39 @@ SELECT id, queue, state, priority, attempt, max_attempts, payload,
        coalesce(worker_id, '')
 FROM spool_jobs WHERE id = $1)sql"},
       {"reap_expired", R"sql(
-WITH expired AS (
-  SELECT id FROM spool_jobs
-  WHERE state = 3 AND lease_expires_at < now()
-  ORDER BY lease_expires_at
-  LIMIT $1
-  FOR UPDATE SKIP LOCKED
-),
-upd AS (
+WITH upd AS (
   UPDATE spool_jobs j SET
     state = CASE WHEN j.attempt >= j.max_attempts THEN 5 ELSE 2 END,
     finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
     last_error = format('lease expired on attempt %s of %s (worker %s)',
                         j.attempt, j.max_attempts, coalesce(j.worker_id, 'unnamed')),
     lease_expires_at = NULL
-  FROM expired WHERE j.id = expired.id
+  WHERE j.id = ANY(ARRAY(
+    SELECT id FROM spool_jobs
+    WHERE state = 3 AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED))
   RETURNING j.queue, j.state
 )
 SELECT queue, count(*) FILTER (WHERE state = 2), count(*) FILTER (WHERE state = 5)
 FROM upd GROUP BY queue)sql"},
       {"promote_scheduled", R"sql(
-WITH due AS (
-  SELECT id FROM spool_jobs
-  WHERE state = 1 AND run_at <= now()
-  ORDER BY run_at
-  LIMIT $1
-  FOR UPDATE SKIP LOCKED
-),
-upd AS (
-  UPDATE spool_jobs j SET state = 2 FROM due WHERE j.id = due.id
+WITH upd AS (
+  UPDATE spool_jobs j SET state = 2
+  WHERE j.id = ANY(ARRAY(
+    SELECT id FROM spool_jobs
+    WHERE state = 1 AND run_at <= now()
+    ORDER BY run_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED))
   RETURNING j.queue
 )
 SELECT queue, count(*) FROM upd GROUP BY queue)sql"},
       {"next_scheduled",
        "SELECT spool_us(min(run_at)) FROM spool_jobs WHERE state = 1"},
       {"purge_finished", R"sql(
-WITH doomed AS (
+DELETE FROM spool_jobs WHERE id = ANY(ARRAY(
   SELECT j.id FROM spool_jobs j JOIN spool_queues q ON q.name = j.queue
   WHERE j.state >= 4
     AND j.finished_at < now() - (
@@ -228,21 +232,16 @@ WITH doomed AS (
                                      ELSE q.dead_retention END
   ORDER BY j.finished_at
   LIMIT $1
-  FOR UPDATE OF j SKIP LOCKED
-)
-DELETE FROM spool_jobs j USING doomed WHERE j.id = doomed.id)sql"},
+  FOR UPDATE OF j SKIP LOCKED)))sql"},
       {"purge_keys", R"sql(
-WITH doomed AS (
-  SELECT k.queue, k.key FROM spool_idempotency_keys k
+DELETE FROM spool_idempotency_keys WHERE ctid = ANY(ARRAY(
+  SELECT k.ctid FROM spool_idempotency_keys k
   WHERE k.expires_at < now()
     AND NOT EXISTS (SELECT 1 FROM spool_jobs j
                     WHERE j.id = k.job_id AND j.state <= 3)
   ORDER BY k.expires_at
   LIMIT $1
-  FOR UPDATE SKIP LOCKED
-)
-DELETE FROM spool_idempotency_keys k USING doomed d
-WHERE k.queue = d.queue AND k.key = d.key)sql"},
+  FOR UPDATE SKIP LOCKED)))sql"},
   };
 }
 
@@ -566,25 +565,57 @@ absl::StatusOr<std::vector<AckItem>> Session::Ack(
     pqxx::result r = tx.exec_prepared(
         "ack", IntArrayLiteral(ids), TextArrayLiteral(leases),
         IntArrayLiteral(lens), pqxx::binarystring(blob.data(), blob.size()));
-    if (r.size() != completions.size()) {
-      return absl::InternalError("ack returned the wrong number of rows");
-    }
     std::vector<AckItem> out(completions.size());
+    std::vector<bool> settled(completions.size(), false);
     for (const auto& row : r) {
-      size_t ord = row[0].as<size_t>() - 1;
-      AckItem& item = out[ord];
-      const int64_t id = completions[ord].job_id;
-      if (!row[5].is_null()) item.queue = row[5].as<std::string>();
-      if (row[2].as<bool>()) {
-        if (!row[1].is_null()) {
-          item.processing = absl::Microseconds(row[1].as<int64_t>());
-        }
-      } else if (row[3].is_null()) {
-        item.status = absl::NotFoundError(absl::StrCat(
-            "job ", id, " not found: it never existed or already finished"));
-      } else {
+      const size_t ord = row[0].as<size_t>() - 1;
+      if (ord >= out.size()) {
+        return absl::InternalError("ack returned an unknown ordinal");
+      }
+      settled[ord] = true;
+      if (!row[1].is_null()) {
+        out[ord].processing = absl::Microseconds(row[1].as<int64_t>());
+      }
+      out[ord].queue = row[2].as<std::string>();
+    }
+    if (r.size() == completions.size()) return out;
+
+    // The same (job, lease) twice in one batch settles once: both succeed.
+    absl::flat_hash_map<std::pair<int64_t, std::string>, size_t> settled_at;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (settled[i]) {
+        settled_at.emplace(std::make_pair(ids[i], leases[i]), i);
+      }
+    }
+    std::vector<int64_t> failed_ids;
+    std::vector<std::string> failed_leases;
+    std::vector<size_t> failed_ords;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (settled[i]) continue;
+      auto it = settled_at.find(std::make_pair(ids[i], leases[i]));
+      if (it != settled_at.end()) {
+        out[i] = out[it->second];
+        continue;
+      }
+      out[i].status = absl::NotFoundError(absl::StrCat(
+          "job ", ids[i], " not found: it never existed or already finished"));
+      failed_ids.push_back(ids[i]);
+      failed_leases.push_back(leases[i]);
+      failed_ords.push_back(i);
+    }
+    if (failed_ords.empty()) return out;
+    pqxx::result f =
+        tx.exec_prepared("ack_failures", IntArrayLiteral(failed_ids),
+                         TextArrayLiteral(failed_leases));
+    for (const auto& row : f) {
+      const size_t k = row[0].as<size_t>() - 1;
+      if (k >= failed_ords.size()) continue;
+      AckItem& item = out[failed_ords[k]];
+      const int64_t id = failed_ids[k];
+      if (!row[1].is_null()) {
+        item.queue = row[3].as<std::string>();
         item.status = LeaseMismatchStatus(
-            id, static_cast<JobState>(row[3].as<int16_t>()), row[4].as<bool>());
+            id, static_cast<JobState>(row[1].as<int16_t>()), row[2].as<bool>());
       }
     }
     return out;

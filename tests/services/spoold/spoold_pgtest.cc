@@ -472,6 +472,8 @@ TEST_F(SemanticsTest, BatchEnqueueIsOrderedDedupedAndAtomic) {
   EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs"), 1004);
 }
 
+// Per item: settled, invalid, unknown, repeated and foreign-lease
+// completions in one request, into a queue that keeps succeeded jobs.
 TEST_F(SemanticsTest, AckIsPerItemAndKeepsResultsWhenRetained) {
   ExecSql(url_,
           "INSERT INTO spool_queues (name, succeeded_retention) "
@@ -491,9 +493,18 @@ TEST_F(SemanticsTest, AckIsPerItemAndKeepsResultsWhenRetained) {
   cs[2].set_result(std::string(64 * 1024 + 1, 'r'));  // Too large.
   cs[3].set_job_id("424242");
   cs[3].set_lease_id(jobs[1].lease_id());
+  // The same completion twice in one request settles once; both succeed.
+  cs.push_back(cs[0]);
+  // A lease that is not the job's.
+  cs.emplace_back();
+  cs[5].set_job_id(jobs[1].job_id());
+  cs[5].set_lease_id("00000000-0000-4000-8000-000000000000");
   v1::AckResponse resp;
   ASSERT_TRUE(api_->Ack(cs, &resp).ok());
-  ASSERT_EQ(resp.results_size(), 4);
+  ASSERT_EQ(resp.results_size(), 6);
+  EXPECT_EQ(resp.results(4).code(), 0) << resp.results(4).message();
+  EXPECT_EQ(resp.results(5).code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(resp.results(5).message(), HasSubstr("newer attempt"));
   EXPECT_EQ(resp.results(0).code(), 0);
   EXPECT_EQ(resp.results(0).job_id(), jobs[0].job_id());
   EXPECT_EQ(resp.results(1).code(), grpc::StatusCode::INVALID_ARGUMENT);

@@ -18,6 +18,29 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+int64_t QueryCount(pqxx::nontransaction& tx, const std::string& sql) {
+  return tx.exec1(sql)[0].as<int64_t>();
+}
+
+// 400k rows on queues q0..q19, ready on q0, q4, q8, q12 and q16, plus
+// leased, scheduled (due in an hour) and dead (finished an hour ago) rows.
+void InsertMixedJobs(pqxx::nontransaction& tx) {
+  tx.exec(R"sql(
+INSERT INTO spool_jobs (queue, state, priority, run_at, max_attempts, payload,
+                        lease_id, lease_expires_at, finished_at)
+SELECT 'q' || (g % 20),
+       CASE WHEN g % 4 = 0 THEN 2 WHEN g % 4 = 1 THEN 3
+            WHEN g % 4 = 2 THEN 1 ELSE 5 END,
+       (g % 7) - 3,
+       now() + CASE WHEN g % 4 = 2 THEN interval '1 hour' ELSE interval '0' END
+             - (g % 1000) * interval '1 second',
+       20, '\x00'::bytea,
+       CASE WHEN g % 4 = 1 THEN gen_random_uuid() END,
+       CASE WHEN g % 4 = 1 THEN now() + interval '1 hour' END,
+       CASE WHEN g % 4 = 3 THEN now() - interval '1 hour' END
+FROM generate_series(1, 400000) g)sql");
+}
+
 class SessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -49,20 +72,7 @@ TEST_F(SessionTest, LeaseQueryUsesTheReadyIndexOnALargeTable) {
   {
     pqxx::connection conn(url_);
     pqxx::nontransaction tx(conn);
-    // 400k rows: ready on 20 queues, plus leased, scheduled and dead rows.
-    tx.exec(R"sql(
-INSERT INTO spool_jobs (queue, state, priority, run_at, max_attempts, payload,
-                        lease_id, lease_expires_at)
-SELECT 'q' || (g % 20),
-       CASE WHEN g % 4 = 0 THEN 2 WHEN g % 4 = 1 THEN 3
-            WHEN g % 4 = 2 THEN 1 ELSE 5 END,
-       (g % 7) - 3,
-       now() + CASE WHEN g % 4 = 2 THEN interval '1 hour' ELSE interval '0' END
-             - (g % 1000) * interval '1 second',
-       20, '\x00'::bytea,
-       CASE WHEN g % 4 = 1 THEN gen_random_uuid() END,
-       CASE WHEN g % 4 = 1 THEN now() + interval '1 hour' END
-FROM generate_series(1, 400000) g)sql");
+    InsertMixedJobs(tx);
     tx.exec("ANALYZE spool_jobs");
     tx.exec(absl::StrCat("PREPARE lease_q(text, int, bigint, text) AS ",
                          StatementSql("lease")));
@@ -124,6 +134,98 @@ TEST_F(SessionTest, AckUsesThePrimaryKeyEvenWithStaleStatistics) {
     EXPECT_THAT(plan, Not(HasSubstr("Seq Scan on spool_jobs"))) << mode << plan;
     EXPECT_THAT(plan, HasSubstr("spool_jobs_pkey")) << mode << plan;
   }
+}
+
+// PostgreSQL switches prepared statements to a generic plan after five runs,
+// and the generic plan guesses batch sizes. Every batch statement must still
+// reach spool_jobs through an index, and never join its inputs back to its
+// results in a nested loop (quadratic in the batch): on a 400k-row table, with
+// real batch sizes, under plan_cache_mode = force_generic_plan.
+TEST_F(SessionTest, BatchStatementsStayIndexedUnderGenericPlans) {
+  pqxx::connection conn(url_);
+  pqxx::nontransaction tx(conn);
+  tx.exec(
+      "INSERT INTO spool_queues (name) SELECT 'q' || g "
+      "FROM generate_series(0, 19) g");
+  InsertMixedJobs(tx);
+  tx.exec(R"sql(
+INSERT INTO spool_idempotency_keys (queue, key, job_id, expires_at)
+SELECT 'q1', 'k' || g, g, now() - interval '1 minute'
+FROM generate_series(1, 20000) g)sql");
+  // Due work for the maintenance statements: expired leases, due scheduled
+  // jobs, dead jobs past a 1-minute retention.
+  tx.exec(
+      "UPDATE spool_jobs SET lease_expires_at = now() - interval '1 second' "
+      "WHERE state = 3 AND id % 100 = 1");
+  tx.exec(
+      "UPDATE spool_jobs SET run_at = now() - interval '1 second' "
+      "WHERE state = 1 AND id % 100 = 2");
+  tx.exec("UPDATE spool_queues SET dead_retention = '1 minute'");
+  tx.exec("ANALYZE");
+  tx.exec("SET plan_cache_mode = force_generic_plan");
+
+  auto explain = [&](const std::string& name, const std::string& types,
+                     const std::string& args) {
+    tx.exec(absl::StrCat("PREPARE ", name, "_q(", types, ") AS ",
+                         StatementSql(name)));
+    std::string plan;
+    for (const auto& row :
+         tx.exec(absl::StrCat("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, "
+                              "SUMMARY OFF) EXECUTE ",
+                              name, "_q(", args, ")"))) {
+      plan += row[0].as<std::string>() + "\n";
+    }
+    EXPECT_THAT(plan, Not(HasSubstr("Seq Scan on spool_jobs"))) << name << plan;
+    EXPECT_THAT(plan, Not(HasSubstr("Rows Removed by Join Filter")))
+        << name << plan;
+    return plan;
+  };
+  auto lease_batch = [&](const std::string& queue, std::string* ids,
+                         std::string* leases, std::string* lens) {
+    pqxx::result r = tx.exec(absl::StrCat(
+        "UPDATE spool_jobs SET state = 3, lease_id = gen_random_uuid() "
+        "WHERE id = ANY(ARRAY(SELECT id FROM spool_jobs WHERE queue = '",
+        queue, "' AND state = 2 LIMIT 500)) RETURNING id, lease_id"));
+    ASSERT_EQ(r.size(), 500u);
+    for (const auto& row : r) {
+      absl::StrAppend(ids, ids->empty() ? "" : ",", row[0].c_str());
+      absl::StrAppend(leases, leases->empty() ? "" : ",", row[1].c_str());
+      absl::StrAppend(lens, lens->empty() ? "" : ",", "0");
+    }
+  };
+
+  std::string plan =
+      explain("lease", "text, int4, int8, text", "'q4', 256, 30000000, 'w'");
+  EXPECT_THAT(plan, HasSubstr("spool_jobs_ready_idx")) << plan;
+  EXPECT_THAT(plan, HasSubstr("rows=256")) << plan;
+
+  std::string ids, leases, lens;
+  lease_batch("q8", &ids, &leases, &lens);
+  plan = explain(
+      "ack", "int8[], text[], int4[], bytea",
+      absl::StrCat("'{", ids, "}', '{", leases, "}', '{", lens, "}', '\\x'"));
+  EXPECT_THAT(plan, HasSubstr("Delete on spool_jobs")) << plan;
+  EXPECT_THAT(plan, HasSubstr("rows=500")) << plan;
+
+  ids.clear(), leases.clear(), lens.clear();
+  lease_batch("q12", &ids, &leases, &lens);
+  plan = explain("release_leases", "int8[], text[]",
+                 absl::StrCat("'{", ids, "}', '{", leases, "}'"));
+  EXPECT_EQ(QueryCount(tx, absl::StrCat("SELECT count(*) FROM spool_jobs "
+                                        "WHERE state = 2 AND id = ANY('{",
+                                        ids, "}')")),
+            500);
+
+  plan = explain("reap_expired", "int4", "500");
+  EXPECT_THAT(plan, HasSubstr("spool_jobs_leased_idx")) << plan;
+  plan = explain("promote_scheduled", "int4", "500");
+  plan = explain("purge_finished", "int4", "500");
+  plan = explain("purge_keys", "int4", "500");
+  EXPECT_THAT(plan, Not(HasSubstr("Seq Scan on spool_idempotency_keys")))
+      << plan;
+  // Each did its full batch.
+  EXPECT_EQ(QueryCount(tx, "SELECT count(*) FROM spool_idempotency_keys"),
+            20000 - 500);
 }
 
 TEST_F(SessionTest, ConcurrentSessionsNeverLeaseTheSameJob) {
