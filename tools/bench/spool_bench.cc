@@ -1,5 +1,7 @@
 // spool-bench: Spool's load generator. Bounded in count and time, loopback
 // only. Scenarios:
+//   rpc_ceiling  as enqueue, but gRPC health checks (no database): the
+//            bound gRPC itself puts on single-job RPCs on this machine
 //   enqueue  N concurrent single-job Enqueue callers (raw async gRPC)
 //   batch    EnqueueBatch of --batch_size jobs from a few callers
 //   process  pre-fill --process_jobs, then M worker *processes* built on the
@@ -68,12 +70,15 @@ ABSL_FLAG(std::string, pg_script, "tools/pg", "tools/pg script for --start.");
 ABSL_FLAG(std::vector<std::string>, spoold_flags, {},
           "Extra spoold flags for --start (comma-separated).");
 ABSL_FLAG(std::vector<std::string>, scenarios,
-          std::vector<std::string>({"enqueue", "batch", "process", "latency",
-                                    "mixed", "idle"}),
+          std::vector<std::string>({"rpc_ceiling", "enqueue", "batch",
+                                    "process", "latency", "mixed", "idle"}),
           "Scenarios to run, in order.");
 ABSL_FLAG(bool, quick, false, "Small counts for a smoke run.");
 ABSL_FLAG(bool, json, false, "Also print one JSON object per scenario.");
 ABSL_FLAG(int, callers, 64, "enqueue: concurrent single-job callers.");
+ABSL_FLAG(int, client_threads, 2,
+          "enqueue, rpc_ceiling: client threads, each with its own "
+          "completion queue and connection.");
 ABSL_FLAG(int, enqueue_jobs, 100000, "enqueue: jobs in total.");
 ABSL_FLAG(int, batch_size, 1000, "batch: jobs per EnqueueBatch.");
 ABSL_FLAG(int, batch_callers, 4, "batch: concurrent callers.");
@@ -354,69 +359,167 @@ class CpuMeter {
 int g_spoold_pid = -1;
 
 // ---------------------------------------------------------------------------
+// Keeps `callers` unary calls in flight until `total` were issued (or
+// --timeout passed), on --client_threads completion queues, each drained by
+// one thread and owning one channel: the leanest client gRPC offers, so the
+// load generator takes as little of the machine as it can. `start(stub, req,
+// resp, ctx, cq)` starts one call; `done(resp)` sees each OK response.
+template <typename Stub, typename Req, typename Resp>
+struct UnaryLoad {
+  std::function<std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>>(
+      Stub&, grpc::ClientContext*, const Req&, grpc::CompletionQueue*)>
+      start;
+  std::function<void(Req&)> fill;
+  std::function<void(const Resp&)> done;
+  int ok = 0;
+  int failed = 0;
+  absl::Duration took;
+
+  void Run(const std::vector<std::string>& targets,
+           const std::function<
+               std::unique_ptr<Stub>(std::shared_ptr<grpc::Channel>)>& new_stub,
+           int callers, int total) {
+    const int threads =
+        std::max(1, std::min(callers, absl::GetFlag(FLAGS_client_threads)));
+    struct Call {
+      grpc::ClientContext ctx;
+      Req req;
+      Resp resp;
+      grpc::Status status;
+      std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;
+    };
+    std::atomic<int> issued{0}, oks{0}, fails{0};
+    const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_timeout);
+    absl::Mutex done_mu;
+    std::vector<std::thread> pool;
+    const absl::Time begin = absl::Now();
+    for (int t = 0; t < threads; ++t) {
+      const int mine = callers / threads + (t < callers % threads ? 1 : 0);
+      pool.emplace_back([&, t, mine] {
+        std::unique_ptr<Stub> stub =
+            new_stub(MakeChannel(targets[t % targets.size()]));
+        grpc::CompletionQueue cq;
+        auto issue = [&]() -> bool {
+          if (issued.fetch_add(1) >= total || absl::Now() > deadline) {
+            return false;
+          }
+          auto* c = new Call;
+          fill(c->req);
+          c->ctx.set_deadline(std::chrono::system_clock::now() +
+                              std::chrono::seconds(30));
+          c->reader = start(*stub, &c->ctx, c->req, &cq);
+          c->reader->StartCall();
+          c->reader->Finish(&c->resp, &c->status, c);
+          return true;
+        };
+        int in_flight = 0;
+        for (int i = 0; i < mine; ++i) in_flight += issue() ? 1 : 0;
+        void* tag;
+        bool ok_tag;
+        while (in_flight > 0 && cq.Next(&tag, &ok_tag)) {
+          auto* c = static_cast<Call*>(tag);
+          --in_flight;
+          if (c->status.ok()) {
+            ++oks;
+            if (done) {
+              absl::MutexLock lock(&done_mu);
+              done(c->resp);
+            }
+          } else {
+            ++fails;
+          }
+          delete c;
+          in_flight += issue() ? 1 : 0;
+        }
+        cq.Shutdown();
+        while (cq.Next(&tag, &ok_tag)) {
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+    took = absl::Now() - begin;
+    ok = oks.load();
+    failed = fails.load();
+  }
+};
+
 // enqueue: `callers` single-job Enqueue calls kept in flight.
 void RunEnqueue(const std::vector<std::string>& targets,
                 const std::string& queue) {
   const int callers = absl::GetFlag(FLAGS_callers);
   const int total =
       absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_enqueue_jobs);
-  std::vector<std::unique_ptr<v1::JobService::Stub>> stubs;
-  for (int i = 0; i < std::max<int>(4, targets.size()); ++i) {
-    stubs.push_back(
-        v1::JobService::NewStub(MakeChannel(targets[i % targets.size()])));
-  }
-  std::atomic<int> issued{0}, ok{0}, failed{0};
-  absl::Mutex mu;
   std::set<std::string> ids;
-  absl::Notification done;
-  std::atomic<int> finished_callers{0};
-  absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_timeout);
-
-  struct Caller {
-    grpc::ClientContext ctx;
-    v1::EnqueueRequest req;
-    v1::EnqueueResponse resp;
+  UnaryLoad<v1::JobService::Stub, v1::EnqueueRequest, v1::EnqueueResponse> load;
+  load.start = [](v1::JobService::Stub& stub, grpc::ClientContext* ctx,
+                  const v1::EnqueueRequest& req, grpc::CompletionQueue* cq) {
+    return stub.PrepareAsyncEnqueue(ctx, req, cq);
   };
-  std::function<void(int)> issue = [&](int caller) {
-    if (issued.fetch_add(1) >= total || absl::Now() > deadline) {
-      if (finished_callers.fetch_add(1) + 1 == callers) done.Notify();
-      return;
-    }
-    auto* c = new Caller;
-    c->req.mutable_job()->set_queue(queue);
-    c->req.mutable_job()->set_payload("x");
-    c->ctx.set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::seconds(30));
-    stubs[caller % stubs.size()]->async()->Enqueue(
-        &c->ctx, &c->req, &c->resp, [&, c, caller](grpc::Status s) {
-          if (s.ok()) {
-            ++ok;
-            absl::MutexLock lock(&mu);
-            ids.insert(c->resp.job_id());
-          } else {
-            ++failed;
-          }
-          delete c;
-          issue(caller);
-        });
+  load.fill = [&](v1::EnqueueRequest& req) {
+    req.mutable_job()->set_queue(queue);
+    req.mutable_job()->set_payload("x");
+  };
+  load.done = [&](const v1::EnqueueResponse& resp) {
+    ids.insert(resp.job_id());
   };
   CpuMeter cpu(g_spoold_pid);
-  absl::Time start = absl::Now();
-  for (int i = 0; i < callers; ++i) issue(i);
-  done.WaitForNotification();
-  absl::Duration took = absl::Now() - start;
+  load.Run(
+      targets,
+      [](std::shared_ptr<grpc::Channel> ch) {
+        return v1::JobService::NewStub(ch);
+      },
+      callers, total);
   Report r{"enqueue"};
   cpu.AddTo(r);
   r.Add("callers", callers);
-  r.Add("jobs", ok.load());
-  r.Add("failed", failed.load());
-  r.Add("seconds", absl::ToDoubleSeconds(took));
-  r.Add("jobs_per_s", ok.load() / absl::ToDoubleSeconds(took));
+  r.Add("jobs", load.ok);
+  r.Add("failed", load.failed);
+  r.Add("seconds", absl::ToDoubleSeconds(load.took));
+  r.Add("jobs_per_s", load.ok / absl::ToDoubleSeconds(load.took));
   r.Print();
-  if (failed.load() != 0 || ok.load() != total ||
+  if (load.failed != 0 || load.ok != total ||
       static_cast<int>(ids.size()) != total) {
-    Fail(absl::StrCat("enqueue: ", ok.load(), " ok, ", failed.load(),
-                      " failed, ", ids.size(), " distinct ids of ", total));
+    Fail(absl::StrCat("enqueue: ", load.ok, " ok, ", load.failed, " failed, ",
+                      ids.size(), " distinct ids of ", total));
+  }
+}
+
+// rpc_ceiling: as `enqueue`, but calling spoold's gRPC health check, which
+// touches no database: what gRPC itself allows on this machine with the same
+// client, callers and server, the bound any single-job RPC can reach.
+void RunRpcCeiling(const std::vector<std::string>& targets) {
+  const int callers = absl::GetFlag(FLAGS_callers);
+  const int total =
+      absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_enqueue_jobs);
+  UnaryLoad<grpc::health::v1::Health::Stub,
+            grpc::health::v1::HealthCheckRequest,
+            grpc::health::v1::HealthCheckResponse>
+      load;
+  load.start = [](grpc::health::v1::Health::Stub& stub,
+                  grpc::ClientContext* ctx,
+                  const grpc::health::v1::HealthCheckRequest& req,
+                  grpc::CompletionQueue* cq) {
+    return stub.PrepareAsyncCheck(ctx, req, cq);
+  };
+  load.fill = [](grpc::health::v1::HealthCheckRequest&) {};
+  CpuMeter cpu(g_spoold_pid);
+  load.Run(
+      targets,
+      [](std::shared_ptr<grpc::Channel> ch) {
+        return grpc::health::v1::Health::NewStub(ch);
+      },
+      callers, total);
+  Report r{"rpc_ceiling"};
+  cpu.AddTo(r);
+  r.Add("callers", callers);
+  r.Add("calls", load.ok);
+  r.Add("failed", load.failed);
+  r.Add("seconds", absl::ToDoubleSeconds(load.took));
+  r.Add("calls_per_s", load.ok / absl::ToDoubleSeconds(load.took));
+  r.Print();
+  if (load.failed != 0 || load.ok != total) {
+    Fail(absl::StrCat("rpc_ceiling: ", load.ok, " ok, ", load.failed,
+                      " failed of ", total));
   }
 }
 
@@ -1032,6 +1135,8 @@ int Main(int argc, char** argv) {
     const std::string queue = absl::StrCat("bench-", scenario, "-", run);
     if (scenario == "enqueue")
       RunEnqueue(targets, queue);
+    else if (scenario == "rpc_ceiling")
+      RunRpcCeiling(targets);
     else if (scenario == "batch")
       RunBatch(targets, queue);
     else if (scenario == "process")
