@@ -375,10 +375,7 @@ struct UnaryLoad {
   int failed = 0;
   absl::Duration took;
 
-  void Run(const std::vector<std::string>& targets,
-           const std::function<
-               std::unique_ptr<Stub>(std::shared_ptr<grpc::Channel>)>& new_stub,
-           int callers, int total) {
+  void Run(const std::vector<std::string>& targets, int callers, int total) {
     const int threads =
         std::max(1, std::min(callers, absl::GetFlag(FLAGS_client_threads)));
     struct Call {
@@ -396,8 +393,8 @@ struct UnaryLoad {
     for (int t = 0; t < threads; ++t) {
       const int mine = callers / threads + (t < callers % threads ? 1 : 0);
       pool.emplace_back([&, t, mine] {
-        std::unique_ptr<Stub> stub =
-            new_stub(MakeChannel(targets[t % targets.size()]));
+        auto stub =
+            std::make_unique<Stub>(MakeChannel(targets[t % targets.size()]));
         grpc::CompletionQueue cq;
         auto issue = [&]() -> bool {
           if (issued.fetch_add(1) >= total || absl::Now() > deadline) {
@@ -441,12 +438,28 @@ struct UnaryLoad {
     ok = oks.load();
     failed = fails.load();
   }
+
+  // Run() with --callers callers, measured, printed as `scenario` with the
+  // calls counted as `unit`.
+  void RunAndReport(const std::string& scenario, const std::string& unit,
+                    const std::vector<std::string>& targets, int total) {
+    const int callers = absl::GetFlag(FLAGS_callers);
+    CpuMeter cpu(g_spoold_pid);
+    Run(targets, callers, total);
+    Report r{scenario};
+    cpu.AddTo(r);
+    r.Add("callers", callers);
+    r.Add(unit, ok);
+    r.Add("failed", failed);
+    r.Add("seconds", absl::ToDoubleSeconds(took));
+    r.Add(unit + "_per_s", ok / absl::ToDoubleSeconds(took));
+    r.Print();
+  }
 };
 
 // enqueue: `callers` single-job Enqueue calls kept in flight.
 void RunEnqueue(const std::vector<std::string>& targets,
                 const std::string& queue) {
-  const int callers = absl::GetFlag(FLAGS_callers);
   const int total =
       absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_enqueue_jobs);
   std::set<std::string> ids;
@@ -462,21 +475,7 @@ void RunEnqueue(const std::vector<std::string>& targets,
   load.done = [&](const v1::EnqueueResponse& resp) {
     ids.insert(resp.job_id());
   };
-  CpuMeter cpu(g_spoold_pid);
-  load.Run(
-      targets,
-      [](std::shared_ptr<grpc::Channel> ch) {
-        return v1::JobService::NewStub(ch);
-      },
-      callers, total);
-  Report r{"enqueue"};
-  cpu.AddTo(r);
-  r.Add("callers", callers);
-  r.Add("jobs", load.ok);
-  r.Add("failed", load.failed);
-  r.Add("seconds", absl::ToDoubleSeconds(load.took));
-  r.Add("jobs_per_s", load.ok / absl::ToDoubleSeconds(load.took));
-  r.Print();
+  load.RunAndReport("enqueue", "jobs", targets, total);
   if (load.failed != 0 || load.ok != total ||
       static_cast<int>(ids.size()) != total) {
     Fail(absl::StrCat("enqueue: ", load.ok, " ok, ", load.failed, " failed, ",
@@ -488,7 +487,6 @@ void RunEnqueue(const std::vector<std::string>& targets,
 // touches no database: what gRPC itself allows on this machine with the same
 // client, callers and server, the bound any single-job RPC can reach.
 void RunRpcCeiling(const std::vector<std::string>& targets) {
-  const int callers = absl::GetFlag(FLAGS_callers);
   const int total =
       absl::GetFlag(FLAGS_quick) ? 2000 : absl::GetFlag(FLAGS_enqueue_jobs);
   UnaryLoad<grpc::health::v1::Health::Stub,
@@ -502,21 +500,7 @@ void RunRpcCeiling(const std::vector<std::string>& targets) {
     return stub.PrepareAsyncCheck(ctx, req, cq);
   };
   load.fill = [](grpc::health::v1::HealthCheckRequest&) {};
-  CpuMeter cpu(g_spoold_pid);
-  load.Run(
-      targets,
-      [](std::shared_ptr<grpc::Channel> ch) {
-        return grpc::health::v1::Health::NewStub(ch);
-      },
-      callers, total);
-  Report r{"rpc_ceiling"};
-  cpu.AddTo(r);
-  r.Add("callers", callers);
-  r.Add("calls", load.ok);
-  r.Add("failed", load.failed);
-  r.Add("seconds", absl::ToDoubleSeconds(load.took));
-  r.Add("calls_per_s", load.ok / absl::ToDoubleSeconds(load.took));
-  r.Print();
+  load.RunAndReport("rpc_ceiling", "calls", targets, total);
   if (load.failed != 0 || load.ok != total) {
     Fail(absl::StrCat("rpc_ceiling: ", load.ok, " ok, ", load.failed,
                       " failed of ", total));

@@ -129,8 +129,8 @@ FROM unnest($1::int8[], $2::uuid[]) AS t(id, lease)
 WHERE j.id = t.id AND j.lease_id = t.lease AND j.state::int4 = 3)sql"},
       // Ack returns a row only for the completions it settled (by ordinal):
       // joining results back to the input made a quadratic nested loop under
-      // the generic plan. Settling into retention (the UPDATE) is skipped
-      // outright while no queue keeps succeeded jobs.
+      // the generic plan. The queues that keep succeeded jobs are read once
+      // per statement (usually none, and then the UPDATE is skipped).
       {"ack", R"sql(
 WITH input AS (
   SELECT t.ord, t.id, t.lease::uuid AS lease,
@@ -140,18 +140,20 @@ WITH input AS (
        WITH ORDINALITY AS t(id, lease, len, ord)
 ),
 deleted AS (
-  DELETE FROM spool_jobs j USING input i, spool_queues q
+  DELETE FROM spool_jobs j USING input i
   WHERE j.id = i.id AND j.lease_id = i.lease AND j.state::int4 = 3
-    AND q.name = j.queue AND q.succeeded_retention = '0'
+    AND j.queue <> ALL(ARRAY(SELECT name FROM spool_queues
+                             WHERE succeeded_retention > '0'))
   RETURNING i.ord, spool_us(now()) - spool_us(j.leased_at) AS took, j.queue
 ),
 kept AS (
   UPDATE spool_jobs j
   SET state = 4, result = i.result, finished_at = now(), lease_expires_at = NULL
-  FROM input i, spool_queues q
+  FROM input i
   WHERE EXISTS (SELECT 1 FROM spool_queues WHERE succeeded_retention > '0')
     AND j.id = i.id AND j.lease_id = i.lease AND j.state::int4 = 3
-    AND q.name = j.queue AND q.succeeded_retention > '0'
+    AND j.queue = ANY(ARRAY(SELECT name FROM spool_queues
+                            WHERE succeeded_retention > '0'))
   RETURNING i.ord, spool_us(now()) - spool_us(j.leased_at) AS took, j.queue
 )
 SELECT ord, took, queue FROM deleted
