@@ -275,8 +275,10 @@ int64_t ProcStatus(int pid, const std::string& key) {
 }
 
 // CPU seconds (user + system) of a process and of all its threads, from
-// /proc/PID/stat; -1 when unknown.
-double ProcCpuSeconds(int pid) {
+// /proc/PID/stat; -1 when unknown. With `reaped`, plus its children that
+// exited and were waited for: PostgreSQL backends that ended during a
+// scenario still count, in the postmaster's total.
+double ProcCpuSeconds(int pid, bool reaped = false) {
   std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
   std::string stat((std::istreambuf_iterator<char>(f)),
                    std::istreambuf_iterator<char>());
@@ -284,13 +286,17 @@ double ProcCpuSeconds(int pid) {
   if (paren == std::string::npos) return -1;
   std::vector<std::string> fields =
       absl::StrSplit(stat.substr(paren + 2), ' ', absl::SkipEmpty());
-  int64_t utime = 0, stime = 0;
-  // Fields 14 and 15 of stat; here counted from field 3.
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
+  int64_t utime = 0, stime = 0, cutime = 0, cstime = 0;
+  // Fields 14 to 17 of stat; here counted from field 3.
+  if (fields.size() < 15 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime) ||
+      !absl::SimpleAtoi(fields[13], &cutime) ||
+      !absl::SimpleAtoi(fields[14], &cstime)) {
     return -1;
   }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+  if (!reaped) cutime = cstime = 0;
+  return static_cast<double>(utime + stime + cutime + cstime) /
+         sysconf(_SC_CLK_TCK);
 }
 
 // CPU seconds of every process named `comm` (e.g. all postgres backends).
@@ -304,7 +310,7 @@ double CommCpuSeconds(const std::string& comm) {
     std::ifstream c(absl::StrCat("/proc/", pid, "/comm"));
     std::string name;
     if (c && std::getline(c, name) && name == comm) {
-      total += std::max(0.0, ProcCpuSeconds(pid));
+      total += std::max(0.0, ProcCpuSeconds(pid, /*reaped=*/true));
     }
   }
   closedir(proc);
@@ -359,6 +365,20 @@ class CpuMeter {
 int g_spoold_pid = -1;
 
 // ---------------------------------------------------------------------------
+// Vacuums and analyzes the jobs table (as pgbench vacuums before a run), so
+// a scenario does not pay for an autovacuum of the previous one's rows, then
+// lets the machine go quiet.
+void Settle(const std::string& url) {
+  try {
+    pqxx::connection conn(url);
+    pqxx::nontransaction tx(conn);
+    tx.exec("VACUUM (ANALYZE) spool_jobs");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "spool-bench: settling the database: %s\n", e.what());
+  }
+  absl::SleepFor(absl::Seconds(1));
+}
+
 // Keeps `callers` unary calls in flight until `total` were issued (or
 // --timeout passed), on --client_threads completion queues, each drained by
 // one thread and owning one channel: the leanest client gRPC offers, so the
@@ -1115,8 +1135,13 @@ int Main(int argc, char** argv) {
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   self[n > 0 ? n : 0] = '\0';
   const std::string run = RunId();
+  bool first = true;
   for (const std::string& scenario : absl::GetFlag(FLAGS_scenarios)) {
     const std::string queue = absl::StrCat("bench-", scenario, "-", run);
+    // With our own database: each scenario starts settled, not paying for
+    // vacuuming the previous one's rows (the jobs it left stay).
+    if (server != nullptr && !first) Settle(server->url());
+    first = false;
     if (scenario == "enqueue")
       RunEnqueue(targets, queue);
     else if (scenario == "rpc_ceiling")
