@@ -45,9 +45,7 @@ class JobQueue::PollCall : public LeaseCall,
       // Under mu_: the timer may fire (and Finish read timer_id_) at once.
       absl::MutexLock lock(&mu_);
       timer_id_ = jq_->timer_.Schedule(wait_until_, [self] {
-        if (self->Finish(std::vector<store::LeasedJob>())) {
-          self->jq_->observer_->OnLongPollTimeout(self->params_.queue);
-        }
+        self->Finish(std::vector<store::LeasedJob>(), /*timed_out=*/true);
       });
     }
     Submit();
@@ -141,7 +139,10 @@ class JobQueue::PollCall : public LeaseCall,
     if (finished()) jq_->hub_.Unregister(params_.queue, this);
   }
 
-  bool Finish(absl::StatusOr<std::vector<store::LeasedJob>> result) {
+  // Ends the call once (later calls return false). A timeout is counted
+  // before the reply leaves, so a client never sees it uncounted.
+  bool Finish(absl::StatusOr<std::vector<store::LeasedJob>> result,
+              bool timed_out = false) {
     Callback<std::vector<store::LeasedJob>> done;
     Timer::Id timer_id;
     {
@@ -153,6 +154,7 @@ class JobQueue::PollCall : public LeaseCall,
     }
     jq_->hub_.Unregister(params_.queue, this);
     if (timer_id != 0) jq_->timer_.Cancel(timer_id);
+    if (timed_out) jq_->observer_->OnLongPollTimeout(params_.queue);
     done(std::move(result));
     return true;
   }
@@ -397,9 +399,11 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
   absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> counts;
   absl::flat_hash_map<std::string, int64_t> ready;
   absl::Time earliest = absl::InfiniteFuture();
+  std::vector<std::vector<store::EnqueueResult>> outs(group.size());
   for (size_t r = 0; r < group.size(); ++r) {
     if (!accepted[r]) continue;
-    std::vector<store::EnqueueResult> out(slots[r].size());
+    std::vector<store::EnqueueResult>& out = outs[r];
+    out.resize(slots[r].size());
     for (size_t i = 0; i < slots[r].size(); ++i) {
       const Slot& slot = slots[r][i];
       const int row = slot.row >= 0 ? slot.row : slot.same_as;
@@ -420,11 +424,14 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
         }
       }
     }
-    group[r].done(std::move(out));
   }
-  // Answer first; waking waiters can follow.
+  // Counted before the answers leave (a client never sees its job
+  // uncounted); waking waiters follows the answers.
   for (const auto& [queue, c] : counts) {
     observer_->OnEnqueued(queue, c.first, c.second);
+  }
+  for (size_t r = 0; r < group.size(); ++r) {
+    if (accepted[r]) group[r].done(std::move(outs[r]));
   }
   for (const auto& [queue, n] : ready) JobsReady(queue, n, true);
   if (earliest != absl::InfiniteFuture()) NoteScheduled(earliest);
@@ -815,9 +822,9 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
       return;
     }
     const store::NackResult r = *result;
-    done(std::move(result));
     observer_->OnNacked(lease->queue, r.state == store::JobState::kDead,
                         r.processing);
+    done(std::move(result));
     if (r.state == store::JobState::kReady) {
       JobsReady(lease->queue, 1, true);
     } else if (r.state == store::JobState::kScheduled && r.next_run_at) {
