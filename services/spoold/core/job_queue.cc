@@ -9,7 +9,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
-#include "core/backoff.h"
 #include "store/listener.h"
 #include "store/session.h"
 
@@ -787,46 +786,37 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
   params.error =
       SanitizeErrorText(input.error, options_.limits.max_error_bytes);
   params.dead_letter = input.dead_letter;
-  pool_->Submit([this, params = std::move(params), delay = input.retry_delay,
-                 done = std::move(done)](
+  params.retry_delay = input.retry_delay;
+  params.backoff_unit = RandomUnit();
+  pool_->Submit([this, params = std::move(params), done = std::move(done)](
                     absl::StatusOr<store::Session*> session) mutable {
     if (!session.ok()) {
       done(session.status());
       return;
     }
     store::Session* s = *session;
-    auto lease = s->GetJobLease(params.job_id);
-    if (!lease.ok()) {
-      done(lease.status());
-      return;
-    }
-    if (lease->state != store::JobState::kLeased ||
-        lease->lease_id != params.lease_id) {
-      done(store::LeaseMismatchStatus(params.job_id, lease->state,
-                                      lease->lease_id == params.lease_id));
-      return;
-    }
-    if (delay.has_value()) {
-      params.retry_delay = *delay;
-    } else {
-      auto config = QueueConfigFor(s, lease->queue);
-      if (!config.ok()) {
-        done(config.status());
-        return;
-      }
-      params.retry_delay = RetryBackoff(*config, lease->attempt, RandomUnit());
-    }
     auto result = s->Nack(params);
+    if (absl::IsFailedPrecondition(result.status())) {
+      // Say why: unknown job, or whose lease it is now.
+      auto lease = s->GetJobLease(params.job_id);
+      if (!lease.ok()) {
+        done(lease.status());
+      } else {
+        done(store::LeaseMismatchStatus(params.job_id, lease->state,
+                                        lease->lease_id == params.lease_id));
+      }
+      return;
+    }
     if (!result.ok()) {
       done(result.status());
       return;
     }
     const store::NackResult r = *result;
-    observer_->OnNacked(lease->queue, r.state == store::JobState::kDead,
+    observer_->OnNacked(r.queue, r.state == store::JobState::kDead,
                         r.processing);
     done(std::move(result));
     if (r.state == store::JobState::kReady) {
-      JobsReady(lease->queue, 1, true);
+      JobsReady(r.queue, 1, true);
     } else if (r.state == store::JobState::kScheduled && r.next_run_at) {
       NoteScheduled(*r.next_run_at);
     }

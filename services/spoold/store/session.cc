@@ -167,16 +167,28 @@ LEFT JOIN spool_jobs j ON j.id = t.id)sql"},
       {"get_job_lease",
        "SELECT queue, state, coalesce(lease_id::text, ''), attempt, "
        "max_attempts FROM spool_jobs WHERE id = $1"},
+      // Fenced; the delay is the caller's or the queue's backoff for the
+      // job's attempt (read unlocked: it only changes with the lease, and
+      // the fence re-checks the lease under the row lock).
       {"nack", R"sql(
-UPDATE spool_jobs SET
-  state = CASE WHEN $5 OR attempt >= max_attempts THEN 5
-               WHEN $3::int8 > 0 THEN 1 ELSE 2 END,
-  run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at
-                ELSE now() + $3::int8 * interval '1 microsecond' END,
-  finished_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,
+WITH delay AS (
+  SELECT CASE WHEN $3::int8 >= 0 THEN $3::int8 ELSE coalesce((
+    SELECT spool_backoff_us(q.backoff_initial, q.backoff_factor, q.backoff_max,
+                            q.backoff_jitter, j.attempt, $6)
+    FROM spool_jobs j JOIN spool_queues q ON q.name = j.queue
+    WHERE j.id = $1), 0) END AS us
+)
+UPDATE spool_jobs j SET
+  state = CASE WHEN $5 OR j.attempt >= j.max_attempts THEN 5
+               WHEN d.us > 0 THEN 1 ELSE 2 END,
+  run_at = CASE WHEN $5 OR j.attempt >= j.max_attempts THEN j.run_at
+                ELSE now() + d.us * interval '1 microsecond' END,
+  finished_at = CASE WHEN $5 OR j.attempt >= j.max_attempts THEN now() END,
   last_error = $4, lease_expires_at = NULL
-WHERE id = $1 AND lease_id = $2::uuid AND state::int4 = 3
-RETURNING state, spool_us(run_at), spool_us(now()) - spool_us(leased_at))sql"},
+FROM delay d
+WHERE j.id = $1 AND j.lease_id = $2::uuid AND j.state::int4 = 3
+RETURNING j.state, spool_us(j.run_at), spool_us(now()) - spool_us(j.leased_at),
+          j.queue)sql"},
       {"extend_lease", R"sql(
 UPDATE spool_jobs
 SET lease_expires_at = now() + $3::int8 * interval '1 microsecond'
@@ -650,14 +662,16 @@ absl::StatusOr<JobLease> Session::GetJobLease(int64_t job_id) {
 absl::StatusOr<NackResult> Session::Nack(const NackParams& p) {
   try {
     pqxx::nontransaction tx(conn_->c);
-    pqxx::result r =
-        tx.exec_prepared("nack", p.job_id, p.lease_id, ToMicros(p.retry_delay),
-                         p.error, p.dead_letter);
+    pqxx::result r = tx.exec_prepared(
+        "nack", p.job_id, p.lease_id,
+        p.retry_delay.has_value() ? ToMicros(*p.retry_delay) : int64_t{-1},
+        p.error, p.dead_letter, p.backoff_unit);
     if (r.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("job ", p.job_id, " is no longer held by this lease"));
     }
     NackResult out;
+    out.queue = r[0][3].as<std::string>();
     out.state = static_cast<JobState>(r[0][0].as<int16_t>());
     if (out.state != JobState::kDead) {
       out.next_run_at = FromMicros(r[0][1].as<int64_t>());

@@ -104,12 +104,16 @@ struct JobLease {
 struct NackParams {
   int64_t job_id = 0;
   std::string lease_id;
-  absl::Duration retry_delay = absl::ZeroDuration();
+  // Unset: the queue's backoff for the job's attempt (spool_backoff_us),
+  // jittered by `backoff_unit`, a uniform sample in [0, 1).
+  std::optional<absl::Duration> retry_delay;
+  double backoff_unit = 0.5;
   std::string error;
   bool dead_letter = false;
 };
 
 struct NackResult {
+  std::string queue;
   JobState state = JobState::kReady;
   std::optional<absl::Time> next_run_at;
   absl::Duration processing = absl::ZeroDuration();  // Leased -> nacked.

@@ -216,6 +216,14 @@ FROM generate_series(1, 20000) g)sql");
                                         ids, "}')")),
             500);
 
+  pqxx::row held = tx.exec1(
+      "SELECT id, lease_id FROM spool_jobs WHERE state = 3 "
+      "AND lease_expires_at > now() LIMIT 1");
+  plan = explain("nack", "int8, text, int8, text, bool, float8",
+                 absl::StrCat(held[0].c_str(), ", '", held[1].c_str(),
+                              "', -1, 'failed', false, 0.5"));
+  EXPECT_THAT(plan, HasSubstr("Update on spool_jobs")) << plan;
+
   plan = explain("reap_expired", "int4", "500");
   EXPECT_THAT(plan, HasSubstr("spool_jobs_leased_idx")) << plan;
   plan = explain("promote_scheduled", "int4", "500");
