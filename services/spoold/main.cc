@@ -51,6 +51,10 @@ ABSL_FLAG(absl::Duration, max_wait, absl::Seconds(30),
           "Longest Lease long-poll; longer waits are capped to this.");
 ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
           "Largest job payload; the gRPC message limit follows it.");
+ABSL_FLAG(int64_t, max_lease_bytes, 3 << 20,
+          "A Lease response stops taking jobs once their payloads and "
+          "headers pass this (the first job always fits); the default keeps "
+          "responses under gRPC's default 4 MiB message limit.");
 ABSL_FLAG(absl::Duration, maintenance_interval, absl::Seconds(1),
           "How often expired leases and due delayed jobs are checked "
           "(delayed jobs also get an exact wake-up).");
@@ -85,6 +89,7 @@ constexpr const char* kEnvFlags[] = {
     "db_pool_size",
     "max_wait",
     "max_payload_bytes",
+    "max_lease_bytes",
     "maintenance_interval",
     "retention_interval",
     "fallback_poll",
@@ -181,10 +186,11 @@ int main(int argc, char** argv) {
 
   const int64_t max_payload = absl::GetFlag(FLAGS_max_payload_bytes);
   const int pool_size = absl::GetFlag(FLAGS_db_pool_size);
-  if (max_payload < 1 || pool_size < 1) {
+  if (max_payload < 1 || pool_size < 1 ||
+      absl::GetFlag(FLAGS_max_lease_bytes) < 1) {
     std::fprintf(stderr,
-                 "spoold: --max_payload_bytes and --db_pool_size must be "
-                 "positive\n");
+                 "spoold: --max_payload_bytes, --max_lease_bytes and "
+                 "--db_pool_size must be positive\n");
     return 2;
   }
   const absl::Duration metrics_refresh = absl::GetFlag(FLAGS_metrics_refresh);
@@ -228,6 +234,7 @@ int main(int argc, char** argv) {
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.queue.limits.max_wait = absl::GetFlag(FLAGS_max_wait);
   options.queue.limits.max_payload_bytes = max_payload;
+  options.queue.limits.max_lease_bytes = absl::GetFlag(FLAGS_max_lease_bytes);
   options.queue.maintenance_interval =
       absl::GetFlag(FLAGS_maintenance_interval);
   options.queue.retention_interval = absl::GetFlag(FLAGS_retention_interval);

@@ -446,6 +446,7 @@ std::shared_ptr<LeaseCall> JobQueue::Lease(
   store::LeaseParams params;
   params.queue = std::move(input.queue);
   params.max_jobs = input.max_jobs == 0 ? 1 : input.max_jobs;
+  params.max_bytes = options_.limits.max_lease_bytes;
   params.worker_id = std::move(input.worker_id);
   const bool default_timeout = !input.visibility_timeout.has_value();
   if (!default_timeout) params.visibility_timeout = *input.visibility_timeout;

@@ -16,6 +16,11 @@ struct Limits {
   int max_batch_jobs = 1000;
   int max_ack_batch = 1000;
   int max_lease_jobs = 256;
+  // A Lease response stops taking jobs once their payloads and headers
+  // (plus ~200 bytes each) would pass this; the first job always fits. Keeps
+  // responses under gRPC's default 4 MiB message limit, so clients that never
+  // raised it do not fail on a full batch (and strand its jobs).
+  int64_t max_lease_bytes = 3 << 20;
   absl::Duration max_wait = absl::Seconds(30);
   absl::Duration min_visibility_timeout = absl::Seconds(1);
   absl::Duration max_visibility_timeout = absl::Hours(12);

@@ -103,9 +103,11 @@ LEFT JOIN claims c ON c.queue = i.queue AND c.key = i.key
 LEFT JOIN inserted ins ON ins.id = i.new_id
 ORDER BY i.ord)sql"},
       // The lease: pick in index order with SKIP LOCKED in an InitPlan (run
-      // once, so the LIMIT cannot be re-evaluated per row), then update those
-      // rows through the primary key. A CTE joined to spool_jobs instead got
-      // a generic plan that hashed the whole table on every lease.
+      // once, so the LIMIT cannot be re-evaluated per row), keep the jobs
+      // that fit the byte budget ($5; rows locked but not kept are free
+      // again when the statement commits), then update those rows through
+      // the primary key. A CTE joined to spool_jobs instead got a generic
+      // plan that hashed the whole table on every lease.
       {"lease", R"sql(
 UPDATE spool_jobs j
 SET state = 3, attempt = j.attempt + 1, lease_id = gen_random_uuid(),
@@ -113,11 +115,21 @@ SET state = 3, attempt = j.attempt + 1, lease_id = gen_random_uuid(),
     lease_expires_at = now() + $3::int8 * interval '1 microsecond',
     worker_id = nullif($4, '')
 WHERE j.id = ANY(ARRAY(
-  SELECT id FROM spool_jobs
-  WHERE queue = $1 AND state = 2
-  ORDER BY priority DESC, run_at, id
-  LIMIT $2
-  FOR UPDATE SKIP LOCKED))
+  SELECT id FROM (
+    SELECT id, size,
+           sum(size) OVER (ORDER BY priority DESC, run_at, id
+                           ROWS UNBOUNDED PRECEDING) - size AS before
+    FROM (
+      SELECT id, priority, run_at,
+             octet_length(payload) + coalesce(pg_column_size(headers), 0)
+               + 200 AS size
+      FROM spool_jobs
+      WHERE queue = $1 AND state = 2
+      ORDER BY priority DESC, run_at, id
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED) picked
+  ) sized
+  WHERE before = 0 OR before + size <= $5::int8))
 RETURNING j.id, j.lease_id::text, j.payload, j.headers::text, j.priority,
           j.attempt, j.max_attempts, spool_us(j.run_at), spool_us(j.enqueued_at),
           spool_us(j.lease_expires_at))sql"},
@@ -508,9 +520,9 @@ absl::StatusOr<std::vector<LeasedJob>> Session::Lease(
     const LeaseParams& params) {
   try {
     pqxx::nontransaction tx(conn_->c);
-    pqxx::result r =
-        tx.exec_prepared("lease", params.queue, params.max_jobs,
-                         ToMicros(params.visibility_timeout), params.worker_id);
+    pqxx::result r = tx.exec_prepared("lease", params.queue, params.max_jobs,
+                                      ToMicros(params.visibility_timeout),
+                                      params.worker_id, params.max_bytes);
     std::vector<LeasedJob> out;
     out.reserve(r.size());
     for (const auto& row : r) {

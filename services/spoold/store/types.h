@@ -78,6 +78,9 @@ struct LeasedJob {
 struct LeaseParams {
   std::string queue;
   int32_t max_jobs = 1;
+  // Jobs are taken in order while their sizes (payload + headers + 200)
+  // total at most this; the first is always taken.
+  int64_t max_bytes = 3 << 20;
   absl::Duration visibility_timeout = absl::Seconds(30);
   std::string worker_id;
 };

@@ -472,6 +472,30 @@ TEST_F(SemanticsTest, BatchEnqueueIsOrderedDedupedAndAtomic) {
   EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs"), 1004);
 }
 
+// A full lease of big jobs stays under gRPC's default 4 MiB message limit
+// (--max_lease_bytes, 3 MiB by default), so a client that never raised the
+// limit gets every job, a few per call, instead of a failed call whose jobs
+// stay leased until their visibility timeout.
+TEST_F(SemanticsTest, LeaseResponsesFitTheDefaultClientMessageLimit) {
+  const std::string big((1 << 20) - 1024, 'p');
+  for (int i = 0; i < 5; ++i) api_->MustEnqueue("big", big);
+  Api plain(grpc::CreateChannel(server_->Target(),
+                                grpc::InsecureChannelCredentials()));
+  std::vector<size_t> sizes;
+  size_t total = 0;
+  while (total < 5 && sizes.size() < 10) {
+    auto jobs = plain.LeaseJobs("big", 5);
+    for (const auto& j : jobs) EXPECT_EQ(j.payload().size(), big.size());
+    sizes.push_back(jobs.size());
+    total += jobs.size();
+  }
+  // 3 MiB per response: three jobs of just under 1 MiB each.
+  EXPECT_EQ(sizes, (std::vector<size_t>{3, 2}));
+  // Small jobs still come a full batch at a time.
+  for (int i = 0; i < 300; ++i) api_->MustEnqueue("small", "x");
+  EXPECT_EQ(plain.LeaseJobs("small", 256).size(), 256u);
+}
+
 // Per item: settled, invalid, unknown, repeated and foreign-lease
 // completions in one request, into a queue that keeps succeeded jobs.
 TEST_F(SemanticsTest, AckIsPerItemAndKeepsResultsWhenRetained) {
