@@ -106,8 +106,11 @@ ORDER BY i.ord)sql"},
       // once, so the LIMIT cannot be re-evaluated per row), keep the jobs
       // that fit the byte budget ($5; rows locked but not kept are free
       // again when the statement commits), then update those rows through
-      // the primary key. A CTE joined to spool_jobs instead got a generic
-      // plan that hashed the whole table on every lease.
+      // the primary key. The budget's running sum follows the rows as the
+      // index hands them out (an ORDER BY there would re-sort them: LockRows
+      // drops the known order); the reply is sorted in C++. A CTE joined to
+      // spool_jobs instead got a generic plan that hashed the whole table
+      // on every lease.
       {"lease", R"sql(
 UPDATE spool_jobs j
 SET state = 3, attempt = j.attempt + 1, lease_id = gen_random_uuid(),
@@ -117,8 +120,7 @@ SET state = 3, attempt = j.attempt + 1, lease_id = gen_random_uuid(),
 WHERE j.id = ANY(ARRAY(
   SELECT id FROM (
     SELECT id, size,
-           sum(size) OVER (ORDER BY priority DESC, run_at, id
-                           ROWS UNBOUNDED PRECEDING) - size AS before
+           sum(size) OVER (ROWS UNBOUNDED PRECEDING) - size AS before
     FROM (
       SELECT id, priority, run_at,
              octet_length(payload) + coalesce(pg_column_size(headers), 0)

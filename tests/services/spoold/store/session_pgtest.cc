@@ -84,13 +84,8 @@ TEST_F(SessionTest, LeaseQueryUsesTheReadyIndexOnALargeTable) {
     }
     EXPECT_THAT(plan, HasSubstr("spool_jobs_ready_idx")) << plan;
     EXPECT_THAT(plan, Not(HasSubstr("Seq Scan"))) << plan;
+    EXPECT_THAT(plan, Not(HasSubstr("Sort"))) << plan;
     EXPECT_THAT(plan, HasSubstr("LockRows")) << plan;
-    // The index gives the order; the one sort is of the 32 picked rows (for
-    // the byte budget's running sum: LockRows drops the known order).
-    EXPECT_EQ(plan.find("Sort ("), plan.rfind("Sort (")) << plan;
-    if (plan.find("Sort (") != std::string::npos) {
-      EXPECT_THAT(plan, HasSubstr("Sort (actual rows=32 loops=1)")) << plan;
-    }
     std::cout << plan;
   }
   auto session = Session::Connect(url_);
