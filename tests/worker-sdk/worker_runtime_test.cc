@@ -468,6 +468,31 @@ TEST_F(WorkerRuntimeTest, StopLetsHandlersFinishWithinDeadline) {
   EXPECT_TRUE(worker.Stop(absl::Seconds(1)).ok());
 }
 
+TEST_F(WorkerRuntimeTest, StopFromAHandlerIsRefusedNotADeadlock) {
+  const std::string id = service_->AddJob("q", "x");
+  Worker worker(Options());
+  absl::Status from_handler;
+  absl::Notification handled;
+  ASSERT_TRUE(worker
+                  .Register(
+                      "q",
+                      [&](const Job&) {
+                        from_handler = worker.Stop(absl::Seconds(1));
+                        handled.Notify();
+                        return Outcome::Success("ok");
+                      },
+                      Queue(1))
+                  .ok());
+  ASSERT_TRUE(worker.Start().ok());
+  ASSERT_TRUE(handled.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(from_handler)) << from_handler;
+  EXPECT_THAT(std::string(from_handler.message()), HasSubstr("another thread"));
+  // Still running, and the job was settled as usual.
+  EXPECT_TRUE(worker.running());
+  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(10)));
+  EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
+}
+
 TEST_F(WorkerRuntimeTest, IdleStopIsQuickEvenDuringALongPoll) {
   Worker worker(Options());
   QueueOptions q = Queue(1);

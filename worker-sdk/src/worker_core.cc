@@ -15,6 +15,10 @@ namespace spool::internal {
 namespace {
 
 constexpr int kMaxLeaseBatch = 256;
+
+// The WorkerCore whose thread (handler, lease, ack or extension) this is:
+// Stop() from such a thread would wait for itself.
+thread_local const void* t_worker_thread_of = nullptr;
 constexpr int kMaxConcurrency = 4096;
 // Added to a long-poll's wait for its RPC deadline: a Lease that times out
 // on the client may have leased jobs nobody will run until they expire.
@@ -142,8 +146,14 @@ absl::Status WorkerCore::Start() {
   }
   state_ = State::kRunning;
   std::shared_ptr<WorkerCore> self = shared_from_this();
-  extend_thread_ = std::thread([self] { self->ExtendLoop(); });
-  ack_thread_ = std::thread([self] { self->AckLoop(); });
+  extend_thread_ = std::thread([self] {
+    t_worker_thread_of = self.get();
+    self->ExtendLoop();
+  });
+  ack_thread_ = std::thread([self] {
+    t_worker_thread_of = self.get();
+    self->AckLoop();
+  });
   std::string queue_names;
   for (auto& q : queues_) {
     Queue* raw = q.get();
@@ -153,10 +163,15 @@ absl::Status WorkerCore::Start() {
       raw->thread_in_job.assign(raw->options.concurrency, false);
     }
     for (int i = 0; i < raw->options.concurrency; ++i) {
-      raw->handler_threads.emplace_back(
-          [self, raw, i] { self->HandlerLoop(raw, static_cast<size_t>(i)); });
+      raw->handler_threads.emplace_back([self, raw, i] {
+        t_worker_thread_of = self.get();
+        self->HandlerLoop(raw, static_cast<size_t>(i));
+      });
     }
-    raw->lease_thread = std::thread([self, raw] { self->LeaseLoop(raw); });
+    raw->lease_thread = std::thread([self, raw] {
+      t_worker_thread_of = self.get();
+      self->LeaseLoop(raw);
+    });
     absl::StrAppend(&queue_names, queue_names.empty() ? "" : ",", raw->name,
                     ":", raw->options.concurrency);
   }
@@ -798,6 +813,12 @@ bool WorkerCore::AckProbablyApplied(const ActiveJob& job) {
 // Shutdown.
 
 absl::Status WorkerCore::Stop(absl::Duration deadline) {
+  if (t_worker_thread_of == this) {
+    return absl::FailedPreconditionError(
+        "Worker::Stop() was called from the worker's own thread (a handler or "
+        "an observer callback); it waits for those threads to finish, so "
+        "call it from another thread");
+  }
   absl::MutexLock stop_lock(&stop_mu_);
   {
     absl::MutexLock lock(&state_mu_);

@@ -111,8 +111,9 @@ class Worker {
   // DEADLINE_EXCEEDED describing what was left to the visibility timeout.
   // Idempotent. Returns within deadline + cancel_grace +
   // shutdown_flush_timeout (+ ~2 s) even if spoold is unreachable; in the
-  // usual case right after the last handler returns. Must not be called from
-  // a handler (it waits for handlers to return).
+  // usual case right after the last handler returns. Called from a handler
+  // or an observer callback (it would wait for itself) it changes nothing
+  // and returns FAILED_PRECONDITION.
   absl::Status Stop(absl::Duration deadline);
 
   bool running() const;
