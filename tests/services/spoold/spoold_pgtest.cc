@@ -2,6 +2,8 @@
 // visibility expiry, fencing, nack/backoff, dead letters, idempotency,
 // retention, depth limits, long-poll behaviour and input validation.
 #include <atomic>
+#include <memory>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
 
@@ -690,6 +692,69 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
   std::string id = api_->MustEnqueue("cancel", "x");
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(api_->MustGetJob(id).state(), v1::JOB_STATE_READY);
+}
+
+// The call is cancelled while its lease query runs (held up here by a table
+// lock): the query still leases the job, for nobody, so spoold must hand it
+// straight back, without counting the attempt.
+TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
+  const std::string id = api_->MustEnqueue("gone", "x");
+  // The row's version before; leasing and releasing each write a new one.
+  const int64_t version = QueryInt(
+      url_,
+      absl::StrCat("SELECT xmin::text::int8 FROM spool_jobs WHERE id = ", id));
+  pqxx::connection locker(url_);
+  auto lock = std::make_unique<pqxx::work>(locker);
+  lock->exec("LOCK TABLE spool_jobs IN ACCESS EXCLUSIVE MODE");
+
+  v1::LeaseRequest req;
+  req.set_queue("gone");
+  req.set_max_jobs(1);
+  grpc::ClientContext ctx;
+  v1::LeaseResponse resp;
+  absl::Notification finished;
+  grpc::Status status;
+  api_->stub()->async()->Lease(&ctx, &req, &resp, [&](grpc::Status st) {
+    status = st;
+    finished.Notify();
+  });
+  // spoold's lease statement is waiting for the lock.
+  bool waiting = false;
+  for (absl::Time until = absl::Now() + absl::Seconds(10);
+       !waiting && absl::Now() < until;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    waiting = QueryInt(url_,
+                       "SELECT count(*) FROM pg_stat_activity WHERE "
+                       "wait_event_type = 'Lock' AND query LIKE "
+                       "'%UPDATE spool_jobs j%SKIP LOCKED%'") > 0;
+  }
+  ASSERT_TRUE(waiting);
+  ctx.TryCancel();
+  ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  absl::SleepFor(absl::Milliseconds(300));  // spoold sees the cancellation.
+  lock->abort();  // The lease query runs now and leases the job.
+
+  // Leased (a new row version, state leased), then handed back (another
+  // one, ready).
+  bool back = false;
+  for (absl::Time until = absl::Now() + absl::Seconds(10);
+       !back && absl::Now() < until; absl::SleepFor(absl::Milliseconds(20))) {
+    back = QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs "
+                                       "WHERE id = ",
+                                       id,
+                                       " AND state = 2 AND xmin::text::int8"
+                                       " <> ",
+                                       version)) == 1;
+  }
+  ASSERT_TRUE(back);
+  v1::Job job = api_->MustGetJob(id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_READY);
+  EXPECT_EQ(job.attempt(), 0);
+  auto again = api_->LeaseJobs("gone", 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].job_id(), id);
+  EXPECT_EQ(again[0].attempt(), 1);
 }
 
 TEST_F(SemanticsTest, WaitIsCappedByServerMaximum) {
