@@ -15,6 +15,16 @@
 namespace spool::core {
 namespace {
 
+// Why a fenced change on `job_id` was refused: the job is unknown, or whose
+// lease it is now (read after the refusal, for the message only).
+absl::Status RefusalReason(store::Session* s, int64_t job_id,
+                           const std::string& lease_id) {
+  auto lease = s->GetJobLease(job_id);
+  if (!lease.ok()) return lease.status();
+  return store::LeaseMismatchStatus(job_id, lease->state,
+                                    lease->lease_id == lease_id);
+}
+
 std::string JobField(bool batch, size_t i) {
   return batch ? absl::StrCat("jobs[", i, "]") : std::string("job");
 }
@@ -798,14 +808,7 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
     store::Session* s = *session;
     auto result = s->Nack(params);
     if (absl::IsFailedPrecondition(result.status())) {
-      // Say why: unknown job, or whose lease it is now.
-      auto lease = s->GetJobLease(params.job_id);
-      if (!lease.ok()) {
-        done(lease.status());
-      } else {
-        done(store::LeaseMismatchStatus(params.job_id, lease->state,
-                                        lease->lease_id == params.lease_id));
-      }
+      done(RefusalReason(s, params.job_id, params.lease_id));
       return;
     }
     if (!result.ok()) {
@@ -870,14 +873,7 @@ void JobQueue::ExtendLease(std::string job_id, std::string lease_id,
     }
     auto expires = s->ExtendLease(job, lease_id, timeout);
     if (absl::IsFailedPrecondition(expires.status())) {
-      // Say why: unknown job, or whose lease it is now.
-      auto lease = s->GetJobLease(job);
-      if (!lease.ok()) {
-        done(lease.status());
-      } else {
-        done(store::LeaseMismatchStatus(job, lease->state,
-                                        lease->lease_id == lease_id));
-      }
+      done(RefusalReason(s, job, lease_id));
       return;
     }
     done(std::move(expires));
