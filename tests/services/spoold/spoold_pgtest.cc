@@ -496,6 +496,12 @@ TEST_F(SemanticsTest, LeaseResponsesFitTheDefaultClientMessageLimit) {
   // Small jobs still come a full batch at a time.
   for (int i = 0; i < 300; ++i) api_->MustEnqueue("small", "x");
   EXPECT_EQ(plain.LeaseJobs("small", 256).size(), 256u);
+  // The budget is the server's flag; however small, one job always comes.
+  auto tight = SpooldProcess::Start(url_, {"--max_lease_bytes=1"});
+  ASSERT_TRUE(tight.ok()) << tight.status();
+  Api tight_api((*tight)->Channel());
+  EXPECT_EQ(tight_api.LeaseJobs("small", 10).size(), 1u);
+  EXPECT_EQ(tight_api.LeaseJobs("small", 10).size(), 1u);
 }
 
 // Per item: settled, invalid, unknown, repeated and foreign-lease
