@@ -365,6 +365,25 @@ class CpuMeter {
 int g_spoold_pid = -1;
 
 // ---------------------------------------------------------------------------
+// How many of `ids` were never seen in `seen` (id -> times), and how many
+// extra times the others were.
+struct ExactOnce {
+  int lost = 0;
+  int doubled = 0;
+};
+ExactOnce CheckExactlyOnce(const std::vector<std::string>& ids,
+                           const std::map<std::string, int>& seen) {
+  ExactOnce out;
+  for (const auto& id : ids) {
+    auto it = seen.find(id);
+    if (it == seen.end())
+      ++out.lost;
+    else if (it->second > 1)
+      out.doubled += it->second - 1;
+  }
+  return out;
+}
+
 // Vacuums and analyzes the jobs table (as pgbench vacuums before a run), so
 // a scenario does not pay for an autovacuum of the previous one's rows, then
 // lets the machine go quiet.
@@ -815,14 +834,8 @@ void RunProcess(const std::vector<std::string>& targets,
     std::string id;
     while (std::getline(in, id)) ++count[id];
   }
-  int doubled = 0, lost = 0;
-  for (const auto& id : ids) {
-    auto it = count.find(id);
-    if (it == count.end())
-      ++lost;
-    else if (it->second > 1)
-      doubled += it->second - 1;
-  }
+  const ExactOnce once = CheckExactlyOnce(ids, count);
+  const int lost = once.lost, doubled = once.doubled;
   // Drained: nothing is left to lease.
   auto stub = v1::JobService::NewStub(MakeChannel(targets[0]));
   v1::LeaseRequest lr;
@@ -1023,15 +1036,9 @@ void RunMixed(const std::vector<std::string>& targets,
   }
   absl::Duration took = absl::Now() - start;
   (void)worker.Stop(absl::Seconds(10));
-  int lost = 0, doubled = 0;
   absl::MutexLock lock(&mu);
-  for (const auto& id : ids) {
-    auto it = succeeded.find(id);
-    if (it == succeeded.end())
-      ++lost;
-    else if (it->second > 1)
-      doubled += it->second - 1;
-  }
+  const ExactOnce once = CheckExactlyOnce(ids, succeeded);
+  const int lost = once.lost, doubled = once.doubled;
   Report r{"mixed"};
   r.Add("seconds", absl::ToDoubleSeconds(took));
   r.Add("enqueued", ids.size());
