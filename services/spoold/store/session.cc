@@ -51,9 +51,37 @@ std::vector<Statement> Statements() {
       {"count_active",
        "SELECT count(*) FROM (SELECT 1 FROM spool_jobs "
        "WHERE queue = $1 AND state <= 3 LIMIT $2) s"},
-      // One statement: allocate ids in input order, claim idempotency keys
-      // (a held key keeps its job; an expired key of a finished job is taken
-      // over), insert the jobs whose key was claimed or that have none.
+      // Jobs without idempotency keys (the common case): one insert, with
+      // ids drawn per input row so each caller learns its own. The insert
+      // runs to completion even though the SELECT does not read it. Payloads
+      // arrive as one bytea and are cut by offset ($8) and length ($9).
+      {"enqueue_nokey", R"sql(
+WITH input AS (
+  SELECT t.ord,
+         nextval('spool_jobs_id_seq') AS new_id,
+         t.queue, t.priority,
+         coalesce('epoch'::timestamptz + t.run_at_us * interval '1 microsecond',
+                  now() + t.delay_us * interval '1 microsecond') AS run_at,
+         t.max_attempts, t.headers, t.off, t.len
+  FROM unnest($1::text[], $2::int2[], $3::int8[], $4::int8[], $5::int4[],
+              $6::text[], $7::int4[], $8::int4[])
+       WITH ORDINALITY AS t(queue, priority, run_at_us, delay_us, max_attempts,
+                            headers, off, len, ord)
+),
+inserted AS (
+  INSERT INTO spool_jobs (id, queue, state, priority, run_at, max_attempts,
+                          headers, payload)
+  SELECT new_id, queue, CASE WHEN run_at > now() THEN 1 ELSE 2 END, priority,
+         run_at, max_attempts, headers::jsonb,
+         substring($9::bytea FROM off FOR len)
+  FROM input
+)
+SELECT ord, new_id, CASE WHEN run_at > now() THEN spool_us(run_at) END
+FROM input)sql"},
+      // Jobs of which some have keys: allocate ids in input order, claim
+      // the keys (a held key keeps its job; an expired key of a finished job
+      // is taken over), insert the jobs whose key was claimed or that have
+      // none.
       {"enqueue", R"sql(
 WITH input AS MATERIALIZED (
   SELECT t.ord,
@@ -64,12 +92,11 @@ WITH input AS MATERIALIZED (
          t.max_attempts, t.key,
          now() + t.key_window_us * interval '1 microsecond' AS key_expires,
          t.headers::jsonb AS headers,
-         substring($10::bytea FROM (sum(t.len) OVER (ORDER BY t.ord) - t.len + 1)::int
-                   FOR t.len) AS payload
+         substring($11::bytea FROM t.off FOR t.len) AS payload
   FROM unnest($1::text[], $2::int2[], $3::int8[], $4::int8[], $5::int4[],
-              $6::text[], $7::int8[], $8::text[], $9::int4[])
+              $6::text[], $7::int8[], $8::text[], $9::int4[], $10::int4[])
        WITH ORDINALITY AS t(queue, priority, run_at_us, delay_us, max_attempts,
-                            key, key_window_us, headers, len, ord)
+                            key, key_window_us, headers, off, len, ord)
 ),
 claims AS (
   INSERT INTO spool_idempotency_keys AS k (queue, key, job_id, expires_at)
@@ -463,10 +490,14 @@ absl::StatusOr<std::vector<EnqueueResult>> Session::Enqueue(
   std::vector<int16_t> priorities;
   std::vector<std::optional<std::string>> run_at_us, keys, headers;
   std::vector<int64_t> delay_us, key_window_us;
-  std::vector<int32_t> max_attempts, lens;
+  std::vector<int32_t> max_attempts, offsets, lens;
   std::string blob;
   size_t total = 0;
-  for (const NewJob& j : jobs) total += j.payload.size();
+  bool any_key = false;
+  for (const NewJob& j : jobs) {
+    total += j.payload.size();
+    any_key = any_key || !j.idempotency_key.empty();
+  }
   blob.reserve(total);
   for (const NewJob& j : jobs) {
     queues.push_back(j.queue);
@@ -478,28 +509,40 @@ absl::StatusOr<std::vector<EnqueueResult>> Session::Enqueue(
     }
     delay_us.push_back(ToMicros(j.delay));
     max_attempts.push_back(j.max_attempts);
-    if (j.idempotency_key.empty()) {
-      keys.push_back(std::nullopt);
-    } else {
-      keys.push_back(j.idempotency_key);
+    if (any_key) {
+      if (j.idempotency_key.empty()) {
+        keys.push_back(std::nullopt);
+      } else {
+        keys.push_back(j.idempotency_key);
+      }
+      key_window_us.push_back(ToMicros(j.idempotency_window));
     }
-    key_window_us.push_back(ToMicros(j.idempotency_window));
     if (j.headers.empty()) {
       headers.push_back(std::nullopt);
     } else {
       headers.push_back(EncodeHeadersJson(j.headers));
     }
+    offsets.push_back(static_cast<int32_t>(blob.size() + 1));  // 1-based.
     lens.push_back(static_cast<int32_t>(j.payload.size()));
     blob += j.payload;
   }
   try {
     pqxx::nontransaction tx(conn_->c);
-    pqxx::result r = tx.exec_prepared(
-        "enqueue", TextArrayLiteral(queues), IntArrayLiteral(priorities),
-        TextArrayLiteral(run_at_us), IntArrayLiteral(delay_us),
-        IntArrayLiteral(max_attempts), TextArrayLiteral(keys),
-        IntArrayLiteral(key_window_us), TextArrayLiteral(headers),
-        IntArrayLiteral(lens), pqxx::binarystring(blob.data(), blob.size()));
+    const pqxx::binarystring payloads(blob.data(), blob.size());
+    pqxx::result r =
+        any_key ? tx.exec_prepared(
+                      "enqueue", TextArrayLiteral(queues),
+                      IntArrayLiteral(priorities), TextArrayLiteral(run_at_us),
+                      IntArrayLiteral(delay_us), IntArrayLiteral(max_attempts),
+                      TextArrayLiteral(keys), IntArrayLiteral(key_window_us),
+                      TextArrayLiteral(headers), IntArrayLiteral(offsets),
+                      IntArrayLiteral(lens), payloads)
+                : tx.exec_prepared(
+                      "enqueue_nokey", TextArrayLiteral(queues),
+                      IntArrayLiteral(priorities), TextArrayLiteral(run_at_us),
+                      IntArrayLiteral(delay_us), IntArrayLiteral(max_attempts),
+                      TextArrayLiteral(headers), IntArrayLiteral(offsets),
+                      IntArrayLiteral(lens), payloads);
     if (r.size() != jobs.size()) {
       return absl::InternalError("enqueue returned the wrong number of rows");
     }
@@ -507,9 +550,13 @@ absl::StatusOr<std::vector<EnqueueResult>> Session::Enqueue(
     for (const auto& row : r) {
       size_t ord = row[0].as<size_t>() - 1;
       out[ord].job_id = row[1].as<int64_t>();
-      out[ord].duplicate = row[2].as<bool>();
-      if (!row[3].is_null()) {
-        out[ord].scheduled_for = FromMicros(row[3].as<int64_t>());
+      if (any_key) {
+        out[ord].duplicate = row[2].as<bool>();
+        if (!row[3].is_null()) {
+          out[ord].scheduled_for = FromMicros(row[3].as<int64_t>());
+        }
+      } else if (!row[2].is_null()) {
+        out[ord].scheduled_for = FromMicros(row[2].as<int64_t>());
       }
     }
     return out;

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/migrator.h"
+#include "store/pg_codec.h"
 #include "store/session.h"
 #include "tests/support/test_postgres.h"
 
@@ -234,6 +235,89 @@ FROM generate_series(1, 20000) g)sql");
   // Each did its full batch.
   EXPECT_EQ(QueryCount(tx, "SELECT count(*) FROM spool_idempotency_keys"),
             20000 - 500);
+}
+
+// Enqueue has two statements: one for groups without idempotency keys and
+// one that claims keys. Through either, every caller must get the id of the
+// row holding its own job: payloads cut at the right offsets (empty, binary,
+// multi-byte), and each job's queue, priority, run time, attempts and
+// headers where they belong.
+TEST_F(SessionTest, EnqueueGivesEachJobItsOwnRowWithOrWithoutKeys) {
+  auto s = Session::Connect(url_);
+  ASSERT_TRUE(s.ok());
+  const absl::Time past = absl::Now() - absl::Minutes(5);
+  const absl::Time future = absl::Now() + absl::Hours(2);
+  std::vector<NewJob> jobs(40);
+  for (int i = 0; i < 40; ++i) {
+    NewJob& j = jobs[i];
+    j.queue = absl::StrCat("q", i % 3);
+    j.priority = static_cast<int16_t>(i % 7 - 3);
+    j.max_attempts = 1 + i;
+    switch (i % 5) {
+      case 0:
+        j.payload = "";
+        break;
+      case 1:
+        j.payload = std::string("\0\x01\xff", 3) + absl::StrCat(i);
+        break;
+      case 2:
+        j.payload = std::string(100 + i, static_cast<char>('a' + i % 26));
+        break;
+      default:
+        j.payload = absl::StrCat("job-", i, "-\xc3\xa9");
+    }
+    if (i % 4 == 1) j.delay = absl::Hours(1);
+    if (i % 6 == 2) j.run_at = past;
+    if (i % 6 == 3) j.run_at = future;
+    if (i % 3 == 0) j.headers = {{"n", absl::StrCat(i)}};
+  }
+  auto check = [&](const std::vector<NewJob>& in,
+                   const std::vector<EnqueueResult>& out) {
+    ASSERT_EQ(out.size(), in.size());
+    std::set<int64_t> ids;
+    pqxx::connection conn(url_);
+    pqxx::nontransaction tx(conn);
+    for (size_t i = 0; i < in.size(); ++i) {
+      ids.insert(out[i].job_id);
+      pqxx::row r = tx.exec1(
+          absl::StrCat("SELECT queue, priority, max_attempts, state, payload, "
+                       "coalesce(headers->>'n', ''), spool_us(run_at) "
+                       "FROM spool_jobs WHERE id = ",
+                       out[i].job_id));
+      SCOPED_TRACE(absl::StrCat("job ", i));
+      EXPECT_EQ(r[0].as<std::string>(), in[i].queue);
+      EXPECT_EQ(r[1].as<int>(), in[i].priority);
+      EXPECT_EQ(r[2].as<int>(), in[i].max_attempts);
+      EXPECT_EQ(pqxx::binarystring(r[4]).str(), in[i].payload);
+      EXPECT_EQ(r[5].as<std::string>(),
+                in[i].headers.empty() ? "" : in[i].headers[0].second);
+      const bool scheduled = in[i].run_at.has_value()
+                                 ? *in[i].run_at > absl::Now()
+                                 : in[i].delay > absl::ZeroDuration();
+      EXPECT_EQ(r[3].as<int>(), scheduled ? 1 : 2);
+      EXPECT_EQ(out[i].scheduled_for.has_value(), scheduled);
+      if (scheduled) {
+        EXPECT_EQ(ToMicros(*out[i].scheduled_for), r[6].as<int64_t>());
+      }
+      if (in[i].run_at.has_value()) {
+        EXPECT_EQ(r[6].as<int64_t>(), ToMicros(*in[i].run_at));
+      }
+      EXPECT_FALSE(out[i].duplicate);
+    }
+    EXPECT_EQ(ids.size(), in.size());
+  };
+  auto plain = (*s)->Enqueue(jobs);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  check(jobs, *plain);
+  // One key sends the whole group through the claiming statement.
+  jobs[17].idempotency_key = "k";
+  auto keyed = (*s)->Enqueue(jobs);
+  ASSERT_TRUE(keyed.ok()) << keyed.status();
+  check(jobs, *keyed);
+  auto again = (*s)->Enqueue({jobs[17]});
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE((*again)[0].duplicate);
+  EXPECT_EQ((*again)[0].job_id, (*keyed)[17].job_id);
 }
 
 TEST_F(SessionTest, ConcurrentSessionsNeverLeaseTheSameJob) {
