@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -117,6 +116,50 @@ bool ApplyEnvironment() {
   return true;
 }
 
+// Checks the numeric flags before anything starts; prints every bad one
+// (a zero interval would spin a thread, a zero budget would refuse all work).
+bool FlagsValid() {
+  std::vector<std::string> errors;
+  auto at_least_one = [&](const char* name, int64_t value) {
+    if (value < 1) {
+      errors.push_back(
+          absl::StrCat("--", name, " must be at least 1 (got ", value, ")"));
+    }
+  };
+  auto at_least = [&](const char* name, absl::Duration value,
+                      absl::Duration min, bool inclusive) {
+    if (value < min || (!inclusive && value == min)) {
+      errors.push_back(absl::StrCat("--", name, " must be ",
+                                    inclusive ? "at least " : "more than ",
+                                    absl::FormatDuration(min), " (got ",
+                                    absl::FormatDuration(value), ")"));
+    }
+  };
+  const absl::Duration zero = absl::ZeroDuration();
+  at_least_one("db_pool_size", absl::GetFlag(FLAGS_db_pool_size));
+  at_least_one("max_payload_bytes", absl::GetFlag(FLAGS_max_payload_bytes));
+  at_least_one("max_lease_bytes", absl::GetFlag(FLAGS_max_lease_bytes));
+  at_least_one("metrics_max_queues", absl::GetFlag(FLAGS_metrics_max_queues));
+  at_least_one("group_commit_in_flight",
+               absl::GetFlag(FLAGS_group_commit_in_flight));
+  at_least("max_wait", absl::GetFlag(FLAGS_max_wait), zero, false);
+  at_least("maintenance_interval", absl::GetFlag(FLAGS_maintenance_interval),
+           zero, false);
+  at_least("retention_interval", absl::GetFlag(FLAGS_retention_interval), zero,
+           false);
+  at_least("fallback_poll", absl::GetFlag(FLAGS_fallback_poll), zero, false);
+  at_least("metrics_refresh", absl::GetFlag(FLAGS_metrics_refresh),
+           absl::Milliseconds(10), true);
+  at_least("notify_interval", absl::GetFlag(FLAGS_notify_interval), zero, true);
+  at_least("queue_config_ttl", absl::GetFlag(FLAGS_queue_config_ttl), zero,
+           true);
+  at_least("shutdown_grace", absl::GetFlag(FLAGS_shutdown_grace), zero, true);
+  for (const std::string& e : errors) {
+    std::fprintf(stderr, "spoold: %s\n", e.c_str());
+  }
+  return errors.empty();
+}
+
 std::string ReplicaId() {
   absl::BitGen gen;
   return absl::StrCat(
@@ -162,6 +205,7 @@ int main(int argc, char** argv) {
   }
   spool::SetLogLevel(level);
   spool::SetLogJson(absl::GetFlag(FLAGS_log_json));
+  if (!FlagsValid()) return 2;
 
   const std::string url = absl::GetFlag(FLAGS_database_url);
   if (url.empty()) {
@@ -186,21 +230,8 @@ int main(int argc, char** argv) {
 
   const int64_t max_payload = absl::GetFlag(FLAGS_max_payload_bytes);
   const int pool_size = absl::GetFlag(FLAGS_db_pool_size);
-  if (max_payload < 1 || pool_size < 1 ||
-      absl::GetFlag(FLAGS_max_lease_bytes) < 1) {
-    std::fprintf(stderr,
-                 "spoold: --max_payload_bytes, --max_lease_bytes and "
-                 "--db_pool_size must be positive\n");
-    return 2;
-  }
   const absl::Duration metrics_refresh = absl::GetFlag(FLAGS_metrics_refresh);
   const int metrics_max_queues = absl::GetFlag(FLAGS_metrics_max_queues);
-  if (metrics_refresh < absl::Milliseconds(10) || metrics_max_queues < 1) {
-    std::fprintf(stderr,
-                 "spoold: --metrics_refresh must be at least 10ms and "
-                 "--metrics_max_queues positive\n");
-    return 2;
-  }
   spool::LogInfo(
       "starting spoold",
       {{"version", SPOOL_VERSION},
@@ -242,7 +273,7 @@ int main(int argc, char** argv) {
   options.queue.queue_config_ttl = absl::GetFlag(FLAGS_queue_config_ttl);
   options.queue.notify_interval = absl::GetFlag(FLAGS_notify_interval);
   options.queue.group_commit_in_flight =
-      std::max(1, absl::GetFlag(FLAGS_group_commit_in_flight));
+      absl::GetFlag(FLAGS_group_commit_in_flight);
   options.queue.replica_id = ReplicaId();
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.metrics_refresh = metrics_refresh;
