@@ -314,36 +314,13 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
       configs.emplace(j.queue, *std::move(config));
     }
   }
-  // Depth limits, request by request in arrival order: a request that would
-  // overfill a queue is refused alone.
-  absl::flat_hash_map<std::string, int64_t> depth;
-  std::vector<bool> accepted(group.size(), true);
-  for (size_t r = 0; r < group.size(); ++r) {
-    absl::flat_hash_map<std::string, int64_t> adds;
-    for (const JobInput& j : group[r].jobs) {
-      if (configs[j.queue].max_depth > 0) ++adds[j.queue];
-    }
-    for (const auto& [name, count] : adds) {
-      const int64_t max_depth = configs[name].max_depth;
-      if (!depth.contains(name)) {
-        auto active = s->CountActive(name, max_depth);
-        if (!active.ok()) {
-          for (PendingEnqueue& q : group) q.done(active.status());
-          return;
-        }
-        depth[name] = *active;
-      }
-      if (depth[name] + count > max_depth) {
-        accepted[r] = false;
-        group[r].done(absl::ResourceExhaustedError(
-            absl::StrCat("queue ", name, " is full: ", depth[name],
-                         " jobs are waiting or running and its max depth is ",
-                         max_depth, "; retry later")));
-        break;
-      }
-    }
-    if (accepted[r]) {
-      for (const auto& [name, count] : adds) depth[name] += count;
+  // Queues with a depth limit make the group one transaction that locks
+  // them (Session::EnqueueWithinDepth), so the limit holds exactly across
+  // statements in flight and replicas.
+  absl::flat_hash_map<std::string, int64_t> limited;  // Queue -> jobs wanted.
+  for (const PendingEnqueue& p : group) {
+    for (const JobInput& j : p.jobs) {
+      if (configs[j.queue].max_depth > 0) ++limited[j.queue];
     }
   }
   // One row per new job; an idempotency key repeated within the group maps
@@ -354,56 +331,108 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
   };
   std::vector<store::NewJob> rows;
   std::vector<std::vector<Slot>> slots(group.size());
-  absl::flat_hash_map<std::pair<std::string, std::string>, int> first_key;
-  for (size_t r = 0; r < group.size(); ++r) {
-    if (!accepted[r]) continue;
-    slots[r].resize(group[r].jobs.size());
-    for (size_t i = 0; i < group[r].jobs.size(); ++i) {
-      JobInput& in = group[r].jobs[i];
-      if (!in.idempotency_key.empty()) {
-        auto [it, inserted] =
-            first_key.emplace(std::make_pair(in.queue, in.idempotency_key),
-                              static_cast<int>(rows.size()));
-        if (!inserted) {
-          slots[r][i].same_as = it->second;
-          continue;
+  std::vector<bool> accepted(group.size(), true);
+  std::vector<absl::Status> refused(group.size());
+  // Decides which requests fit (request by request in arrival order: one
+  // that would overfill a queue is refused alone) and builds their rows.
+  // With depth limits the jobs are copied, not moved: the transaction may be
+  // tried twice.
+  auto plan = [&](const store::QueueDepths* depths)
+      -> const std::vector<store::NewJob>& {
+    rows.clear();
+    absl::flat_hash_map<std::string, int64_t> depth;
+    for (size_t r = 0; r < group.size(); ++r) {
+      accepted[r] = true;
+      refused[r] = absl::OkStatus();
+      slots[r].clear();
+      if (depths == nullptr) continue;
+      absl::flat_hash_map<std::string, int64_t> adds;
+      for (const JobInput& j : group[r].jobs) {
+        if (depths->contains(j.queue)) ++adds[j.queue];
+      }
+      for (const auto& [name, count] : adds) {
+        const store::QueueDepth& d = depths->at(name);
+        auto it = depth.try_emplace(name, d.depth).first;
+        if (it->second + count > d.max_depth) {
+          accepted[r] = false;
+          refused[r] = absl::ResourceExhaustedError(
+              absl::StrCat("queue ", name, " is full: ", it->second,
+                           " jobs are waiting or running and its max depth is ",
+                           d.max_depth, "; retry later"));
+          break;
         }
       }
-      const store::QueueConfig& config = configs[in.queue];
-      store::NewJob row;
-      row.queue = std::move(in.queue);
-      row.payload = std::move(in.payload);
-      row.priority = static_cast<int16_t>(in.priority);
-      row.run_at = in.run_at;
-      row.delay = in.delay.value_or(absl::ZeroDuration());
-      row.max_attempts =
-          in.max_attempts > 0 ? in.max_attempts : config.max_attempts;
-      row.idempotency_key = std::move(in.idempotency_key);
-      row.idempotency_window = config.idempotency_window;
-      row.headers = std::move(in.headers);
-      std::sort(row.headers.begin(), row.headers.end());
-      slots[r][i].row = static_cast<int>(rows.size());
-      rows.push_back(std::move(row));
+      if (accepted[r]) {
+        for (const auto& [name, count] : adds) depth[name] += count;
+      }
     }
-  }
-  if (rows.empty()) {
+    absl::flat_hash_map<std::pair<std::string, std::string>, int> first_key;
     for (size_t r = 0; r < group.size(); ++r) {
-      if (accepted[r]) group[r].done(std::vector<store::EnqueueResult>());
+      if (!accepted[r]) continue;
+      slots[r].resize(group[r].jobs.size());
+      for (size_t i = 0; i < group[r].jobs.size(); ++i) {
+        JobInput in =
+            depths == nullptr ? std::move(group[r].jobs[i]) : group[r].jobs[i];
+        if (!in.idempotency_key.empty()) {
+          auto [it, inserted] =
+              first_key.emplace(std::make_pair(in.queue, in.idempotency_key),
+                                static_cast<int>(rows.size()));
+          if (!inserted) {
+            slots[r][i].same_as = it->second;
+            continue;
+          }
+        }
+        const store::QueueConfig& config = configs[in.queue];
+        store::NewJob row;
+        row.queue = std::move(in.queue);
+        row.payload = std::move(in.payload);
+        row.priority = static_cast<int16_t>(in.priority);
+        row.run_at = in.run_at;
+        row.delay = in.delay.value_or(absl::ZeroDuration());
+        row.max_attempts =
+            in.max_attempts > 0 ? in.max_attempts : config.max_attempts;
+        row.idempotency_key = std::move(in.idempotency_key);
+        row.idempotency_window = config.idempotency_window;
+        row.headers = std::move(in.headers);
+        std::sort(row.headers.begin(), row.headers.end());
+        slots[r][i].row = static_cast<int>(rows.size());
+        rows.push_back(std::move(row));
+      }
     }
-    return;
-  }
+    return rows;
+  };
   absl::Time start = absl::Now();
-  auto inserted = s->Enqueue(rows);
-  if (absl::IsAborted(inserted.status())) {
-    inserted = s->Enqueue(rows);  // A serialization conflict: once more.
+  absl::StatusOr<std::vector<store::EnqueueResult>> inserted;
+  if (limited.empty()) {
+    plan(nullptr);
+    inserted = s->Enqueue(rows);
+    if (absl::IsAborted(inserted.status())) {
+      inserted = s->Enqueue(rows);  // A serialization conflict: once more.
+    }
+  } else {
+    auto by_depth =
+        [&](const store::QueueDepths& d) -> const std::vector<store::NewJob>& {
+      return plan(&d);
+    };
+    // The bound is recounted at least as often as settings are reloaded,
+    // which takes in what replicas enqueued before they saw a new limit.
+    const absl::Duration recount = options_.queue_config_ttl;
+    inserted = s->EnqueueWithinDepth(limited, recount, by_depth);
+    if (absl::IsAborted(inserted.status())) {
+      inserted = s->EnqueueWithinDepth(limited, recount, by_depth);
+    }
   }
   observer_->OnDatabaseRoundTrip("enqueue", absl::Now() - start);
   observer_->OnEnqueueBatch(static_cast<int64_t>(rows.size()));
   if (!inserted.ok()) {
+    // Nothing was written; a request refused for depth keeps its answer.
     for (size_t r = 0; r < group.size(); ++r) {
-      if (accepted[r]) group[r].done(inserted.status());
+      group[r].done(accepted[r] ? inserted.status() : refused[r]);
     }
     return;
+  }
+  for (size_t r = 0; r < group.size(); ++r) {
+    if (!accepted[r]) group[r].done(refused[r]);
   }
   absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> counts;
   absl::flat_hash_map<std::string, int64_t> ready;

@@ -48,9 +48,33 @@ std::vector<Statement> Statements() {
                     "SELECT * FROM spool_queues WHERE name = $1) "
                     "SELECT ",
                     kQueueColumns, " FROM q LIMIT 1")},
-      {"count_active",
-       "SELECT count(*) FROM (SELECT 1 FROM spool_jobs "
-       "WHERE queue = $1 AND state <= 3 LIMIT $2) s"},
+      // Depth-limited enqueues (see migrations/0003): lock the queues'
+      // rows, reading each bound and whether it was counted within $2 µs;
+      // count a queue's scheduled, ready and leased jobs, each part through
+      // its partial index and up to the limit; store the new bounds.
+      {"lock_queue_depths",
+       "SELECT name, max_depth, depth_bound, coalesce(depth_counted_at > "
+       "now() - $2 * interval '1 microsecond', false) "
+       "FROM spool_queues WHERE name = ANY($1::text[]) "
+       "ORDER BY name FOR NO KEY UPDATE"},
+      {"count_depths", R"sql(
+SELECT t.queue,
+       (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
+                              WHERE j.queue = t.queue AND j.state = 2
+                              LIMIT t.lim) r)
+     + (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
+                              WHERE j.queue = t.queue AND j.state = 1
+                              LIMIT t.lim) s)
+     + (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
+                              WHERE j.queue = t.queue AND j.state = 3
+                              LIMIT t.lim) l)
+FROM unnest($1::text[], $2::int8[]) AS t(queue, lim))sql"},
+      {"set_depth_bounds",
+       "UPDATE spool_queues q SET depth_bound = t.bound, "
+       "depth_counted_at = CASE WHEN t.counted = 1 THEN now() "
+       "ELSE q.depth_counted_at END "
+       "FROM unnest($1::text[], $2::int8[], $3::int4[]) AS t(name, bound, "
+       "counted) WHERE q.name = t.name"},
       // Jobs without idempotency keys (the common case): one insert, with
       // ids drawn per input row so each caller learns its own. The insert
       // runs to completion even though the SELECT does not read it. Payloads
@@ -330,6 +354,84 @@ QueueCounts ReadQueueCounts(const pqxx::result& res, int column) {
   return out;
 }
 
+// Runs the enqueue statement for `jobs` in `tx`; pqxx exceptions pass through.
+absl::StatusOr<std::vector<EnqueueResult>> ExecEnqueue(
+    pqxx::transaction_base& tx, const std::vector<NewJob>& jobs) {
+  if (jobs.empty()) return std::vector<EnqueueResult>();
+  std::vector<std::string> queues;
+  std::vector<int16_t> priorities;
+  std::vector<std::optional<std::string>> run_at_us, keys, headers;
+  std::vector<int64_t> delay_us, key_window_us;
+  std::vector<int32_t> max_attempts, offsets, lens;
+  std::string blob;
+  size_t total = 0;
+  bool any_key = false;
+  for (const NewJob& j : jobs) {
+    total += j.payload.size();
+    any_key = any_key || !j.idempotency_key.empty();
+  }
+  blob.reserve(total);
+  for (const NewJob& j : jobs) {
+    queues.push_back(j.queue);
+    priorities.push_back(j.priority);
+    if (j.run_at.has_value()) {
+      run_at_us.push_back(std::to_string(ToMicros(*j.run_at)));
+    } else {
+      run_at_us.push_back(std::nullopt);
+    }
+    delay_us.push_back(ToMicros(j.delay));
+    max_attempts.push_back(j.max_attempts);
+    if (any_key) {
+      if (j.idempotency_key.empty()) {
+        keys.push_back(std::nullopt);
+      } else {
+        keys.push_back(j.idempotency_key);
+      }
+      key_window_us.push_back(ToMicros(j.idempotency_window));
+    }
+    if (j.headers.empty()) {
+      headers.push_back(std::nullopt);
+    } else {
+      headers.push_back(EncodeHeadersJson(j.headers));
+    }
+    offsets.push_back(static_cast<int32_t>(blob.size() + 1));  // 1-based.
+    lens.push_back(static_cast<int32_t>(j.payload.size()));
+    blob += j.payload;
+  }
+  const pqxx::binarystring payloads(blob.data(), blob.size());
+  pqxx::result r =
+      any_key ? tx.exec_prepared(
+                    "enqueue", TextArrayLiteral(queues),
+                    IntArrayLiteral(priorities), TextArrayLiteral(run_at_us),
+                    IntArrayLiteral(delay_us), IntArrayLiteral(max_attempts),
+                    TextArrayLiteral(keys), IntArrayLiteral(key_window_us),
+                    TextArrayLiteral(headers), IntArrayLiteral(offsets),
+                    IntArrayLiteral(lens), payloads)
+              : tx.exec_prepared(
+                    "enqueue_nokey", TextArrayLiteral(queues),
+                    IntArrayLiteral(priorities), TextArrayLiteral(run_at_us),
+                    IntArrayLiteral(delay_us), IntArrayLiteral(max_attempts),
+                    TextArrayLiteral(headers), IntArrayLiteral(offsets),
+                    IntArrayLiteral(lens), payloads);
+  if (r.size() != jobs.size()) {
+    return absl::InternalError("enqueue returned the wrong number of rows");
+  }
+  std::vector<EnqueueResult> out(jobs.size());
+  for (const auto& row : r) {
+    size_t ord = row[0].as<size_t>() - 1;
+    out[ord].job_id = row[1].as<int64_t>();
+    if (any_key) {
+      out[ord].duplicate = row[2].as<bool>();
+      if (!row[3].is_null()) {
+        out[ord].scheduled_for = FromMicros(row[3].as<int64_t>());
+      }
+    } else if (!row[2].is_null()) {
+      out[ord].scheduled_for = FromMicros(row[2].as<int64_t>());
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string StatementSql(absl::string_view name) {
@@ -473,92 +575,85 @@ absl::StatusOr<QueueConfig> Session::EnsureQueue(const std::string& name) {
   }
 }
 
-absl::StatusOr<int64_t> Session::CountActive(const std::string& queue,
-                                             int64_t limit) {
-  try {
-    pqxx::nontransaction tx(conn_->c);
-    return tx.exec_prepared1("count_active", queue, limit)[0].as<int64_t>();
-  } catch (...) {
-    return ConvertException("count_active");
-  }
-}
-
 absl::StatusOr<std::vector<EnqueueResult>> Session::Enqueue(
     const std::vector<NewJob>& jobs) {
   if (jobs.empty()) return std::vector<EnqueueResult>();
-  std::vector<std::string> queues;
-  std::vector<int16_t> priorities;
-  std::vector<std::optional<std::string>> run_at_us, keys, headers;
-  std::vector<int64_t> delay_us, key_window_us;
-  std::vector<int32_t> max_attempts, offsets, lens;
-  std::string blob;
-  size_t total = 0;
-  bool any_key = false;
-  for (const NewJob& j : jobs) {
-    total += j.payload.size();
-    any_key = any_key || !j.idempotency_key.empty();
-  }
-  blob.reserve(total);
-  for (const NewJob& j : jobs) {
-    queues.push_back(j.queue);
-    priorities.push_back(j.priority);
-    if (j.run_at.has_value()) {
-      run_at_us.push_back(std::to_string(ToMicros(*j.run_at)));
-    } else {
-      run_at_us.push_back(std::nullopt);
-    }
-    delay_us.push_back(ToMicros(j.delay));
-    max_attempts.push_back(j.max_attempts);
-    if (any_key) {
-      if (j.idempotency_key.empty()) {
-        keys.push_back(std::nullopt);
-      } else {
-        keys.push_back(j.idempotency_key);
-      }
-      key_window_us.push_back(ToMicros(j.idempotency_window));
-    }
-    if (j.headers.empty()) {
-      headers.push_back(std::nullopt);
-    } else {
-      headers.push_back(EncodeHeadersJson(j.headers));
-    }
-    offsets.push_back(static_cast<int32_t>(blob.size() + 1));  // 1-based.
-    lens.push_back(static_cast<int32_t>(j.payload.size()));
-    blob += j.payload;
-  }
   try {
     pqxx::nontransaction tx(conn_->c);
-    const pqxx::binarystring payloads(blob.data(), blob.size());
-    pqxx::result r =
-        any_key ? tx.exec_prepared(
-                      "enqueue", TextArrayLiteral(queues),
-                      IntArrayLiteral(priorities), TextArrayLiteral(run_at_us),
-                      IntArrayLiteral(delay_us), IntArrayLiteral(max_attempts),
-                      TextArrayLiteral(keys), IntArrayLiteral(key_window_us),
-                      TextArrayLiteral(headers), IntArrayLiteral(offsets),
-                      IntArrayLiteral(lens), payloads)
-                : tx.exec_prepared(
-                      "enqueue_nokey", TextArrayLiteral(queues),
-                      IntArrayLiteral(priorities), TextArrayLiteral(run_at_us),
-                      IntArrayLiteral(delay_us), IntArrayLiteral(max_attempts),
-                      TextArrayLiteral(headers), IntArrayLiteral(offsets),
-                      IntArrayLiteral(lens), payloads);
-    if (r.size() != jobs.size()) {
-      return absl::InternalError("enqueue returned the wrong number of rows");
-    }
-    std::vector<EnqueueResult> out(jobs.size());
-    for (const auto& row : r) {
-      size_t ord = row[0].as<size_t>() - 1;
-      out[ord].job_id = row[1].as<int64_t>();
-      if (any_key) {
-        out[ord].duplicate = row[2].as<bool>();
-        if (!row[3].is_null()) {
-          out[ord].scheduled_for = FromMicros(row[3].as<int64_t>());
-        }
-      } else if (!row[2].is_null()) {
-        out[ord].scheduled_for = FromMicros(row[2].as<int64_t>());
+    return ExecEnqueue(tx, jobs);
+  } catch (...) {
+    return ConvertException("enqueue");
+  }
+}
+
+absl::StatusOr<std::vector<EnqueueResult>> Session::EnqueueWithinDepth(
+    const absl::flat_hash_map<std::string, int64_t>& wanted,
+    absl::Duration recount_after,
+    absl::FunctionRef<const std::vector<NewJob>&(const QueueDepths&)> choose) {
+  std::vector<std::string> queues;
+  for (const auto& [name, n] : wanted) queues.push_back(name);
+  try {
+    pqxx::work tx(conn_->c);
+    // Row locks in name order (one order for every writer: no deadlocks);
+    // NO KEY UPDATE leaves the settings rows readable by everyone else.
+    pqxx::result locked = tx.exec_prepared(
+        "lock_queue_depths", TextArrayLiteral(queues), ToMicros(recount_after));
+    QueueDepths depths;
+    std::vector<std::string> to_count;
+    std::vector<int64_t> limits;
+    for (const auto& row : locked) {
+      const int64_t max_depth = row[1].as<int64_t>();
+      if (max_depth <= 0) continue;  // No longer limited.
+      const std::string name = row[0].as<std::string>();
+      QueueDepth& d = depths[name];
+      d.max_depth = max_depth;
+      // A recent bound under which everything fits spares the count; one
+      // that would refuse anything is checked against the jobs themselves.
+      if (!row[2].is_null() && row[3].as<bool>() &&
+          row[2].as<int64_t>() + wanted.at(name) <= max_depth) {
+        d.depth = row[2].as<int64_t>();
+      } else {
+        d.counted = true;
+        to_count.push_back(name);
+        limits.push_back(max_depth);
       }
     }
+    // A statement of its own: its snapshot, taken after the locks were
+    // granted, sees every job committed by the writers that held them.
+    if (!to_count.empty()) {
+      pqxx::result counts = tx.exec_prepared(
+          "count_depths", TextArrayLiteral(to_count), IntArrayLiteral(limits));
+      for (const auto& row : counts) {
+        depths[row[0].as<std::string>()].depth = row[1].as<int64_t>();
+      }
+    }
+    const std::vector<NewJob>& jobs = choose(depths);
+    std::vector<EnqueueResult> out;
+    if (!jobs.empty()) {
+      auto inserted = ExecEnqueue(tx, jobs);
+      if (!inserted.ok()) return inserted.status();
+      out = *std::move(inserted);
+    }
+    // New bounds: the depth seen plus every job inserted (a repeated
+    // idempotency key adds nothing, which only makes the bound looser).
+    absl::flat_hash_map<std::string, int64_t> added;
+    for (const NewJob& j : jobs) {
+      if (depths.contains(j.queue)) ++added[j.queue];
+    }
+    std::vector<std::string> names;
+    std::vector<int64_t> bounds;
+    std::vector<int32_t> counted;
+    for (const auto& [name, d] : depths) {
+      if (!d.counted && added[name] == 0) continue;
+      names.push_back(name);
+      bounds.push_back(d.depth + added[name]);
+      counted.push_back(d.counted ? 1 : 0);
+    }
+    if (!names.empty()) {
+      tx.exec_prepared("set_depth_bounds", TextArrayLiteral(names),
+                       IntArrayLiteral(bounds), IntArrayLiteral(counted));
+    }
+    tx.commit();
     return out;
   } catch (...) {
     return ConvertException("enqueue");

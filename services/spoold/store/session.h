@@ -1,6 +1,6 @@
 // Session: one PostgreSQL connection with spoold's prepared statements. Every
-// method is one SQL statement (or, for migrations, one transaction), so each
-// state change is atomic, and every change to a leased job is fenced by its
+// method is one SQL statement or one transaction, so each state change is
+// atomic, and every change to a leased job is fenced by its
 // lease id. libpqxx exceptions never leave this class: they become
 // absl::Status (UNAVAILABLE when the connection is lost, after which broken()
 // is true and the session must be replaced).
@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -27,6 +29,16 @@ struct AckItem {
   std::string queue;    // Set when the job exists.
   std::optional<absl::Duration> processing;  // Leased -> acked, when OK.
 };
+
+// The current depth of one depth-limited queue and its limit.
+struct QueueDepth {
+  // Scheduled, ready or leased jobs: exact (counted up to max_depth) or,
+  // when not counted, an upper bound under which the wanted jobs fit.
+  int64_t depth = 0;
+  int64_t max_depth = 0;
+  bool counted = false;
+};
+using QueueDepths = absl::flat_hash_map<std::string, QueueDepth>;
 
 // What a maintenance pass did, per queue.
 struct ReapResult {
@@ -55,14 +67,25 @@ class Session {
   // returns its settings.
   absl::StatusOr<QueueConfig> EnsureQueue(const std::string& name);
 
-  // Jobs waiting, ready or leased in `queue`, counting at most `limit`.
-  absl::StatusOr<int64_t> CountActive(const std::string& queue, int64_t limit);
-
   // Inserts jobs in one statement; idempotency keys that are still held map to
   // their existing job (duplicate = true). Keys must be unique per queue
   // within one call. Results are in input order.
   absl::StatusOr<std::vector<EnqueueResult>> Enqueue(
       const std::vector<NewJob>& jobs);
+
+  // Enqueue into depth-limited queues, exact with any number of replicas: in
+  // one transaction, locks the settings rows of the queues in `wanted` (so
+  // writers to one limited queue take turns), finds their depths, passes
+  // them to `choose`, inserts the jobs it returns and keeps each queue's
+  // depth bound (migrations/0003). `wanted` maps each limited queue to the
+  // jobs the caller may add to it. A depth is the stored bound when that was
+  // counted within `recount_after` and the wanted jobs fit under it, else an
+  // exact count (up to the max depth). A queue no longer limited is missing
+  // from the depths. `choose` runs once; its jobs must outlive the call.
+  absl::StatusOr<std::vector<EnqueueResult>> EnqueueWithinDepth(
+      const absl::flat_hash_map<std::string, int64_t>& wanted,
+      absl::Duration recount_after,
+      absl::FunctionRef<const std::vector<NewJob>&(const QueueDepths&)> choose);
 
   // Leases up to max_jobs ready jobs (FOR UPDATE SKIP LOCKED), in priority
   // order, each with a fresh lease id and attempt + 1.

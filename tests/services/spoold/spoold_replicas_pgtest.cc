@@ -124,6 +124,83 @@ TEST_F(ReplicasTest, TwoReplicasEightConsumersDrainEveryJobExactlyOnce) {
   EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs"), 0);
 }
 
+TEST_F(ReplicasTest, MaxDepthHoldsExactlyUnderConcurrentEnqueues) {
+  // Two replicas, each with two group-commit statements in flight, and 48
+  // callers racing to fill a queue of depth 60 with single jobs and batches
+  // of 3: exactly 60 jobs are accepted, every other request is refused as a
+  // whole, and nothing else fails.
+  auto url = SharedPostgres()->CreateDatabase();
+  ASSERT_TRUE(url.ok()) << url.status();
+  url_ = *url;
+  {
+    auto s = SpooldProcess::Start(url_, FastFlags());
+    ASSERT_TRUE(s.ok()) << s.status();
+    replicas_.push_back(*std::move(s));
+  }
+  ExecSql(url_,
+          "INSERT INTO spool_queues (name, max_depth) VALUES ('cap', 60)");
+  {
+    auto s = SpooldProcess::Start(url_, FastFlags());
+    ASSERT_TRUE(s.ok()) << s.status();
+    replicas_.push_back(*std::move(s));
+  }
+  constexpr int kMaxDepth = 60;
+  for (int round = 0; round < 3; ++round) {
+    std::atomic<int> accepted_jobs{0};
+    std::atomic<int> refused{0};
+    std::atomic<int> other_errors{0};
+    absl::Mutex mu;
+    std::set<std::string> ids;
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 48; ++c) {
+      callers.emplace_back([&, c] {
+        Api api(replicas_[c % 2]->NewChannel());
+        for (int i = 0; i < 6; ++i) {
+          const int n = (c + i) % 4 == 0 ? 3 : 1;
+          std::vector<v1::JobSpec> specs(n);
+          for (auto& spec : specs) {
+            spec.set_queue("cap");
+            spec.set_payload(absl::StrCat(round, "-", c, "-", i));
+          }
+          grpc::Status st;
+          std::vector<std::string> got;
+          if (n == 1) {
+            v1::EnqueueResponse resp;
+            st = api.Enqueue(specs[0], &resp);
+            got.push_back(resp.job_id());
+          } else {
+            v1::EnqueueBatchResponse resp;
+            st = api.EnqueueBatch(specs, &resp);
+            for (const auto& r : resp.results()) got.push_back(r.job_id());
+          }
+          if (st.ok()) {
+            accepted_jobs += static_cast<int>(got.size());
+            absl::MutexLock lock(&mu);
+            ids.insert(got.begin(), got.end());
+          } else if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+            ++refused;
+          } else {
+            ++other_errors;
+            ADD_FAILURE() << st.error_code() << " " << st.error_message();
+          }
+        }
+      });
+    }
+    for (auto& t : callers) t.join();
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    EXPECT_EQ(other_errors.load(), 0);
+    EXPECT_GT(refused.load(), 0);
+    EXPECT_EQ(accepted_jobs.load(), kMaxDepth);
+    EXPECT_EQ(ids.size(), static_cast<size_t>(accepted_jobs.load()));
+    EXPECT_EQ(QueryInt(url_,
+                       "SELECT count(*) FROM spool_jobs "
+                       "WHERE queue = 'cap' AND state <= 3"),
+              kMaxDepth);
+    // Empty the queue for the next round.
+    ExecSql(url_, "DELETE FROM spool_jobs WHERE queue = 'cap'");
+  }
+}
+
 TEST_F(ReplicasTest, ConcurrentMigrationsApplyOnce) {
   // Four replicas started at once on an empty database, all with --migrate.
   auto url = SharedPostgres()->CreateDatabase();
