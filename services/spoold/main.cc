@@ -73,6 +73,9 @@ ABSL_FLAG(absl::Duration, queue_config_ttl, absl::Seconds(5),
           "How long queue settings are cached.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM, how long in-flight calls may take to finish.");
+ABSL_FLAG(absl::Duration, min_client_ping_interval, absl::Seconds(10),
+          "Clients may send keepalive pings this often (the SDK pings every "
+          "30s by default); more often gets GOAWAY too_many_pings.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(bool, log_json, false, "Write log lines as JSON objects.");
 
@@ -98,6 +101,7 @@ constexpr const char* kEnvFlags[] = {
     "log_json",
     "notify_interval",
     "group_commit_in_flight",
+    "min_client_ping_interval",
 };
 
 // Applies SPOOL_<FLAG> environment variables before the command line.
@@ -154,6 +158,8 @@ bool FlagsValid() {
   at_least("queue_config_ttl", absl::GetFlag(FLAGS_queue_config_ttl), zero,
            true);
   at_least("shutdown_grace", absl::GetFlag(FLAGS_shutdown_grace), zero, true);
+  at_least("min_client_ping_interval",
+           absl::GetFlag(FLAGS_min_client_ping_interval), zero, true);
   for (const std::string& e : errors) {
     std::fprintf(stderr, "spoold: %s\n", e.c_str());
   }
@@ -263,6 +269,8 @@ int main(int argc, char** argv) {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.db_pool_size = pool_size;
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.min_client_ping_interval =
+      absl::GetFlag(FLAGS_min_client_ping_interval);
   options.queue.limits.max_wait = absl::GetFlag(FLAGS_max_wait);
   options.queue.limits.max_payload_bytes = max_payload;
   options.queue.limits.max_lease_bytes = absl::GetFlag(FLAGS_max_lease_bytes);

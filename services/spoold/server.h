@@ -32,6 +32,10 @@ struct ServerOptions {
   core::JobQueueOptions queue;
   // Grace period for in-flight calls at shutdown.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Clients may send HTTP/2 keepalive pings this often, with or without
+  // calls in flight (gRPC's default, 5 minutes, would answer the SDK's
+  // pings with GOAWAY "too_many_pings").
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
   // Prometheus /metrics address (host:port, port 0 picks one); empty: no
   // exporter.
   std::string metrics_listen;

@@ -12,6 +12,7 @@
 #include "fake_job_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tcp_proxy.h"
 
 namespace spool::testing {
 namespace {
@@ -218,6 +219,38 @@ TEST_F(ClientTest, BalancesOverSeveralTargetsAndSurvivesOneDown) {
   }
 }
 
+// A replica whose host vanished leaves its TCP connection open and silent.
+// Keepalive finds that, so calls move to the other address instead of
+// waiting out their deadlines on the dead one.
+TEST_F(ClientTest, KeepaliveMovesCallsOffAConnectionThatWentSilent) {
+  TcpProxy proxy(server_->port());
+  ASSERT_TRUE(proxy.ok());
+  ClientOptions options;
+  options.targets = {proxy.Target(), server_->Target()};
+  options.default_deadline = absl::Seconds(4);
+  options.retry_backoff = {absl::Milliseconds(10), absl::Milliseconds(100), 2.0,
+                           0.2};
+  options.keepalive_time = absl::Milliseconds(300);
+  options.keepalive_timeout = absl::Milliseconds(300);
+  absl::StatusOr<Client> client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE(client->WaitForConnected(absl::Seconds(5)));
+  absl::StatusOr<EnqueueResult> enqueued = client->Enqueue(Job("k"));
+  ASSERT_TRUE(enqueued.ok()) << enqueued.status();
+  // Both paths carry calls.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(client->GetJob(enqueued->job_id).ok());
+  }
+  const int64_t before = proxy.forwarded();
+  EXPECT_GT(before, 0);
+
+  proxy.Freeze();
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<JobInfo> job = client->GetJob(enqueued->job_id);
+    EXPECT_TRUE(job.ok()) << "call " << i << ": " << job.status();
+  }
+}
+
 TEST_F(ClientTest, SeparateNamedTargetsGetChannelsOfTheirOwn) {
   auto service_b = std::make_shared<FakeJobService>();
   FakeServer server_b(service_b);
@@ -257,6 +290,16 @@ TEST(ClientOptionsTest, InvalidOptionsAreRejected) {
   options.default_deadline = absl::ZeroDuration();
   EXPECT_EQ(Client::Connect(options).status().code(),
             absl::StatusCode::kInvalidArgument);
+  options.default_deadline = absl::Seconds(1);
+  options.keepalive_time = absl::Seconds(-1);
+  EXPECT_EQ(Client::Connect(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.keepalive_time = absl::Seconds(30);
+  options.keepalive_timeout = absl::ZeroDuration();
+  EXPECT_EQ(Client::Connect(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.keepalive_time = absl::ZeroDuration();  // Off: no timeout needed.
+  EXPECT_TRUE(Client::Connect(options).ok());
 }
 
 }  // namespace

@@ -380,6 +380,10 @@ void FakeServer::StartServer(int port) {
   builder.AddListeningPort(absl::StrCat("127.0.0.1:", port),
                            grpc::InsecureServerCredentials(), &selected);
   builder.RegisterService(service_.get());
+  // Like spoold (--min_client_ping_interval), but lets tests ping fast.
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   server_ = builder.BuildAndStart();
   if (server_ != nullptr) port_ = selected;
 }

@@ -92,6 +92,14 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Create(
   if (options.max_attempts < 1) {
     return absl::InvalidArgumentError("max_attempts must be at least 1");
   }
+  if (options.keepalive_time < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("keepalive_time must not be negative");
+  }
+  if (options.keepalive_time > absl::ZeroDuration() &&
+      options.keepalive_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "keepalive_timeout must be positive when keepalive_time is set");
+  }
   std::shared_ptr<Connection> connection(new Connection(options));
   if (options.channel != nullptr) {
     Endpoint endpoint;
@@ -121,6 +129,17 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Create(
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(100, max_backoff_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  if (options.keepalive_time > absl::ZeroDuration()) {
+    auto ms = [](absl::Duration d) {
+      return static_cast<int>(
+          std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, INT32_MAX));
+    };
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ms(options.keepalive_time));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(options.keepalive_timeout));
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    // Long-polls send nothing for up to 30 s: keep pinging through them.
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  }
   if (!options.authority.empty()) {
     args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, options.authority);
     args.SetSslTargetNameOverride(options.authority);

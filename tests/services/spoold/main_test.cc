@@ -62,6 +62,8 @@ TEST(SpooldFlagsTest, EachBadValueIsRefusedWithItsFlagNamed) {
       {"--notify_interval=-1ms", "--notify_interval must be at least 0"},
       {"--queue_config_ttl=-1s", "--queue_config_ttl must be at least 0"},
       {"--shutdown_grace=-1s", "--shutdown_grace must be at least 0"},
+      {"--min_client_ping_interval=-1s",
+       "--min_client_ping_interval must be at least 0"},
   };
   for (const auto& [flag, message] : cases) {
     SCOPED_TRACE(flag);

@@ -992,5 +992,36 @@ TEST_F(SemanticsTest, HealthAndReflectionAreServed) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+// Clients may ping every --min_client_ping_interval, as the SDK's keepalive
+// does during a silent long-poll: spoold answers instead of closing the
+// connection with GOAWAY "too_many_pings", gRPC's reply to pings more often
+// than every 5 minutes (spoold also allows pings between calls, which gRPC
+// would otherwise hold to one per 2 hours).
+TEST(KeepaliveTest, LongPollSurvivesClientPingsAtTheAllowedInterval) {
+  auto url = SharedPostgres()->CreateDatabase();
+  ASSERT_TRUE(url.ok()) << url.status();
+  std::vector<std::string> flags = FastFlags();
+  flags.push_back("--min_client_ping_interval=300ms");
+  auto spoold = SpooldProcess::Start(*url, flags);
+  ASSERT_TRUE(spoold.ok()) << spoold.status();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 700);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      (*spoold)->Target(), grpc::InsecureChannelCredentials(), args);
+  // A silent long-poll. Without the allowance, spoold ends the connection
+  // after a few pings and the call fails UNAVAILABLE.
+  Api api(channel);
+  v1::LeaseRequest req;
+  req.set_queue("quiet");
+  *req.mutable_wait() = Dur(absl::Seconds(9));
+  v1::LeaseResponse resp;
+  grpc::Status s = api.Lease(req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  EXPECT_EQ(resp.jobs_size(), 0);
+}
+
 }  // namespace
 }  // namespace spool::testing

@@ -69,6 +69,16 @@ struct ClientOptions {
   // Upper bound of gRPC's own reconnect backoff, so a restarted spoold is
   // found again quickly.
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
+  // HTTP/2 keepalive: after keepalive_time without hearing from spoold the
+  // connection is pinged, and dropped when no answer comes within
+  // keepalive_timeout; its calls fail UNAVAILABLE (and are retried where
+  // safe) and new calls go to the other addresses. This finds a spoold host
+  // or network path that vanished without closing the connection, which
+  // would otherwise hold every call on it until its deadline. Idle channels
+  // ping too. spoold accepts pings every 10 s (--min_client_ping_interval);
+  // zero turns keepalive off.
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
   // Largest response accepted (a Lease of 256 jobs of 1 MiB is 256 MiB);
   // -1 means no limit.
   int max_receive_message_bytes = -1;
