@@ -76,7 +76,9 @@ struct ClientOptions {
   // or network path that vanished without closing the connection, which
   // would otherwise hold every call on it until its deadline. Idle channels
   // ping too. spoold accepts pings every 10 s (--min_client_ping_interval);
-  // zero turns keepalive off.
+  // zero turns keepalive off. Keep the timeout well above 5 s: a spoold with
+  // no calls in flight on the connection was seen to answer pings up to
+  // ~4 s late (its gRPC polls idle connections on a slow timer).
   absl::Duration keepalive_time = absl::Seconds(30);
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // Largest response accepted (a Lease of 256 jobs of 1 MiB is 256 MiB);
