@@ -1,5 +1,6 @@
 // A real Prometheus (Debian package `prometheus`, loopback, temp dir, 1 s
-// scrapes) scrapes a real spoold under the known workload and loads
+// scrapes) scrapes a real spoold under the known workload, and a real
+// worker process (the SDK's example, with its metrics) handling jobs, and loads
 // deploy/prometheus/alerts.yml. Then every PromQL expression of the Grafana
 // dashboard, and every alert expression (split at its comparisons, so a
 // threshold that is not crossed still shows its series), is evaluated
@@ -33,13 +34,13 @@ const Value* Get(const Value& v, const std::string& key) {
 class PrometheusServer {
  public:
   static absl::StatusOr<std::unique_ptr<PrometheusServer>> Start(
-      int spoold_metrics_port) {
+      int spoold_metrics_port, int worker_metrics_port) {
     auto binary = FindProgram("prometheus");
     if (!binary.ok()) return binary.status();
     auto dir = MakeTempDir("spool-prometheus-");
     if (!dir.ok()) return dir.status();
     auto server = std::unique_ptr<PrometheusServer>(new PrometheusServer(*dir));
-    // The deploy rules, and the deploy job name, scraped every second.
+    // The deploy rules, and the deploy job names, scraped every second.
     std::ofstream(*dir + "/prometheus.yml")
         << "global:\n"
            "  scrape_interval: 1s\n"
@@ -52,7 +53,12 @@ class PrometheusServer {
            "  - job_name: spoold\n"
            "    static_configs:\n"
            "      - targets: ['127.0.0.1:"
-        << spoold_metrics_port << "']\n";
+        << spoold_metrics_port
+        << "']\n"
+           "  - job_name: spool-workers\n"
+           "    static_configs:\n"
+           "      - targets: ['127.0.0.1:"
+        << worker_metrics_port << "']\n";
     for (int attempt = 0; attempt < 5; ++attempt) {
       auto port = PickFreePort();
       if (!port.ok()) return port.status();
@@ -154,11 +160,40 @@ TEST(PrometheusTest, EveryDashboardAndAlertExpressionReturnsSeries) {
              absl::StrCat("--metrics_listen=127.0.0.1:", *metrics_port),
              "--metrics_refresh=500ms"});
   ASSERT_TRUE(spoold.ok()) << spoold.status();
-  auto prometheus = PrometheusServer::Start(*metrics_port);
+  // The example worker, with its metrics, on queue "thumbnail": its
+  // handler takes 200-800 ms, retries some first attempts and fails
+  // "poison" for good.
+  auto worker_metrics_port = PickFreePort();
+  ASSERT_TRUE(worker_metrics_port.ok()) << worker_metrics_port.status();
+  auto worker_dir = MakeTempDir("spool-prom-worker-");
+  ASSERT_TRUE(worker_dir.ok()) << worker_dir.status();
+  SpawnOptions wo;
+  wo.argv = {SPOOL_EXAMPLE_WORKER,
+             absl::StrCat("--target=", (*spoold)->Target()),
+             "--queue=thumbnail", "--concurrency=4",
+             absl::StrCat("--metrics_listen=127.0.0.1:", *worker_metrics_port)};
+  wo.output_path = *worker_dir + "/worker.log";
+  auto worker = Spawn(wo);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  struct Reaper {
+    pid_t pid;
+    std::string dir;
+    ~Reaper() {
+      SignalAndReap(pid, SIGTERM, absl::Seconds(20));
+      std::filesystem::remove_all(dir);
+    }
+  } reaper{*worker, *worker_dir};
+
+  auto prometheus =
+      PrometheusServer::Start(*metrics_port, *worker_metrics_port);
   ASSERT_TRUE(prometheus.ok()) << prometheus.status();
   PrometheusServer& prom = **prometheus;
 
   Api api((*spoold)->Channel());
+  constexpr int kThumbnails = 12;
+  for (int i = 0; i < kThumbnails; ++i) {
+    api.MustEnqueue("thumbnail", i == 0 ? "poison" : absl::StrCat("img", i));
+  }
   RunKnownWorkload(api);
   // A long-poll that times out empty.
   EXPECT_TRUE(api.LeaseJobs("idle", 1, absl::Milliseconds(200)).empty());
@@ -172,10 +207,23 @@ TEST(PrometheusTest, EveryDashboardAndAlertExpressionReturnsSeries) {
         "1m])");
     auto expired =
         prom.Scalar("max(spool_leases_expired_total{queue=\"expiry\"})");
-    if (n.value_or(0) >= 4 && expired.value_or(0) >= 1) break;
+    auto handled = prom.Scalar(
+        "sum(spool_worker_jobs_finished_total{job=\"spool-workers\","
+        "queue=\"thumbnail\",outcome!=\"retry\"})");
+    if (n.value_or(0) >= 4 && expired.value_or(0) >= 1 &&
+        handled.value_or(0) >= kThumbnails) {
+      break;
+    }
     absl::SleepFor(absl::Milliseconds(250));
   }
   ASSERT_EQ(prom.Scalar("up{job=\"spoold\"}").value_or(0), 1) << prom.LogTail();
+  ASSERT_EQ(prom.Scalar("up{job=\"spool-workers\"}").value_or(0), 1)
+      << prom.LogTail() << ReadFileTail(*worker_dir + "/worker.log", 4096);
+  ASSERT_EQ(prom.Scalar("sum(spool_worker_jobs_finished_total{queue="
+                        "\"thumbnail\",outcome!=\"retry\"})")
+                .value_or(0),
+            kThumbnails)
+      << ReadFileTail(*worker_dir + "/worker.log", 4096);
   ASSERT_EQ(
       prom.Scalar("max(spool_jobs_acked_total{queue=\"work\"})").value_or(0),
       60)
