@@ -260,7 +260,7 @@ TEST(ExporterTest, DeployFilesUseOnlyExportedMetrics) {
   ASSERT_TRUE(alerts_text.ok()) << alerts_text.status();
   std::vector<std::string> exprs = DashboardExpressions(*dashboard);
   const std::vector<std::string> alerts = RuleExpressionsFromYaml(*alerts_text);
-  EXPECT_EQ(alerts.size(), 10u);
+  EXPECT_EQ(alerts.size(), 11u);
   exprs.insert(exprs.end(), alerts.begin(), alerts.end());
   std::set<std::string> used;
   for (const std::string& expr : exprs) {
