@@ -14,8 +14,10 @@
 //   idle     --idle_polls concurrent idle long-polls; spoold's threads and
 //            database connections while they wait (needs --start)
 // With --start it runs its own throwaway PostgreSQL (tools/pg) and spoold;
-// otherwise it targets --target. Prints one summary line per scenario and,
-// with --json, one JSON object per line. Exits 1 if any count is wrong.
+// otherwise it targets --target. --max_depth (with --start) limits each
+// scenario's queue, to measure depth-limited queues. Prints one summary line
+// per scenario and, with --json, one JSON object per line. Exits 1 if any count
+// is wrong.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -74,6 +76,9 @@ ABSL_FLAG(std::vector<std::string>, scenarios,
                                     "process", "latency", "mixed", "idle"}),
           "Scenarios to run, in order.");
 ABSL_FLAG(bool, quick, false, "Small counts for a smoke run.");
+ABSL_FLAG(int64_t, max_depth, 0,
+          "With --start: each scenario's queue gets this max depth (0: none) "
+          "before it runs.");
 ABSL_FLAG(bool, json, false, "Also print one JSON object per scenario.");
 ABSL_FLAG(int, callers, 64, "enqueue: concurrent single-job callers.");
 ABSL_FLAG(int, client_threads, 2,
@@ -137,6 +142,11 @@ struct Report {
     fields.emplace_back(k, absl::StrFormat("%.1f", v));
   }
   void Print() const {
+    std::vector<std::pair<std::string, std::string>> fields = this->fields;
+    const int64_t max_depth = absl::GetFlag(FLAGS_max_depth);
+    if (max_depth > 0 && scenario != "rpc_ceiling" && scenario != "spoold") {
+      fields.emplace_back("max_depth", absl::StrCat(max_depth));
+    }
     std::string line = absl::StrCat(scenario, ":");
     for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", v);
     std::printf("%s\n", line.c_str());
@@ -396,6 +406,23 @@ void Settle(const std::string& url) {
     std::fprintf(stderr, "spool-bench: settling the database: %s\n", e.what());
   }
   absl::SleepFor(absl::Seconds(1));
+}
+
+// Creates `queue` with a max depth (spoold reads it on the queue's first use).
+absl::Status LimitQueue(const std::string& url, const std::string& queue,
+                        int64_t max_depth) {
+  try {
+    pqxx::connection conn(url);
+    pqxx::nontransaction tx(conn);
+    tx.exec_params(
+        "INSERT INTO spool_queues (name, max_depth) VALUES ($1, $2) "
+        "ON CONFLICT (name) DO UPDATE SET max_depth = excluded.max_depth",
+        queue, max_depth);
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("setting the max depth of ", queue, ": ", e.what()));
+  }
 }
 
 // Keeps `callers` unary calls in flight until `total` were issued (or
@@ -1127,6 +1154,13 @@ int Main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_worker_queue).empty()) return WorkerMain(targets);
   signal(SIGPIPE, SIG_IGN);
 
+  if (absl::GetFlag(FLAGS_max_depth) < 0 ||
+      (absl::GetFlag(FLAGS_max_depth) > 0 && !absl::GetFlag(FLAGS_start))) {
+    std::fprintf(stderr,
+                 "spool-bench: --max_depth must be at least 0 and needs "
+                 "--start\n");
+    return 2;
+  }
   std::unique_ptr<LocalServer> server;
   if (absl::GetFlag(FLAGS_start)) {
     server = std::make_unique<LocalServer>();
@@ -1149,6 +1183,13 @@ int Main(int argc, char** argv) {
     // vacuuming the previous one's rows (the jobs it left stay).
     if (server != nullptr && !first) Settle(server->url());
     first = false;
+    if (const int64_t depth = absl::GetFlag(FLAGS_max_depth); depth > 0) {
+      if (absl::Status s = LimitQueue(server->url(), queue, depth); !s.ok()) {
+        std::fprintf(stderr, "spool-bench: %s\n",
+                     std::string(s.message()).c_str());
+        return 1;
+      }
+    }
     if (scenario == "enqueue")
       RunEnqueue(targets, queue);
     else if (scenario == "rpc_ceiling")
