@@ -50,8 +50,10 @@ std::vector<Statement> Statements() {
                     kQueueColumns, " FROM q LIMIT 1")},
       // Depth-limited enqueues (see migrations/0003): lock the queues'
       // rows, reading each bound and whether it was counted within $2 µs;
-      // count a queue's scheduled, ready and leased jobs, each part through
-      // its partial index and up to the limit; store the new bounds.
+      // count a queue's ready jobs through their index up to the limit and,
+      // unless that already fills it, its scheduled and leased jobs (those
+      // have no index by queue); store the new bounds. A count cut at the
+      // limit is at least the max depth, so its bound is never trusted.
       {"lock_queue_depths",
        "SELECT name, max_depth, depth_bound, coalesce(depth_counted_at > "
        "now() - $2 * interval '1 microsecond', false) "
@@ -59,16 +61,21 @@ std::vector<Statement> Statements() {
        "ORDER BY name FOR NO KEY UPDATE"},
       {"count_depths", R"sql(
 SELECT t.queue,
-       (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
-                              WHERE j.queue = t.queue AND j.state = 2
-                              LIMIT t.lim) r)
-     + (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
-                              WHERE j.queue = t.queue AND j.state = 1
-                              LIMIT t.lim) s)
-     + (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
-                              WHERE j.queue = t.queue AND j.state = 3
-                              LIMIT t.lim) l)
-FROM unnest($1::text[], $2::int8[]) AS t(queue, lim))sql"},
+       CASE WHEN r.n >= t.lim THEN r.n  -- Full on ready jobs alone.
+            ELSE r.n
+               + (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
+                                        WHERE j.queue = t.queue AND j.state = 1
+                                        LIMIT t.lim) s)
+               + (SELECT count(*) FROM (SELECT 1 FROM spool_jobs j
+                                        WHERE j.queue = t.queue AND j.state = 3
+                                        LIMIT t.lim) l)
+       END
+FROM unnest($1::text[], $2::int8[]) AS t(queue, lim),
+     LATERAL (SELECT count(*) AS n
+              FROM (SELECT 1 FROM spool_jobs j
+                    WHERE j.queue = t.queue AND j.state = 2
+                    ORDER BY j.priority DESC, j.run_at, j.id  -- Index order:
+                    LIMIT t.lim) q) r)sql"},  // stops at the limit (no bitmap).
       {"set_depth_bounds",
        "UPDATE spool_queues q SET depth_bound = t.bound, "
        "depth_counted_at = CASE WHEN t.counted = 1 THEN now() "

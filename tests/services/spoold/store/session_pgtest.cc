@@ -238,6 +238,17 @@ FROM generate_series(1, 20000) g)sql");
                  "'{q0,q1,q2}', '{100000,100000,100000}'",
                  /*may_scan_table=*/true);
   EXPECT_THAT(plan, HasSubstr("spool_jobs_ready_idx")) << plan;
+  // A queue full on ready jobs alone (the usual state of a full queue) is
+  // never scanned for the rest.
+  tx.exec("DEALLOCATE count_depths_q");
+  plan = explain("count_depths", "text[], int8[]", "'{q0}', '{100}'",
+                 /*may_scan_table=*/true);
+  EXPECT_THAT(plan, HasSubstr("spool_jobs_ready_idx")) << plan;
+  EXPECT_THAT(plan, HasSubstr("never executed")) << plan;
+  // The ready jobs are read in index order and only up to the limit.
+  EXPECT_THAT(plan, HasSubstr("Index Only Scan using spool_jobs_ready_idx"))
+      << plan;
+  EXPECT_THAT(plan, Not(HasSubstr("Bitmap"))) << plan;
 
   plan = explain("reap_expired", "int4", "500");
   EXPECT_THAT(plan, HasSubstr("spool_jobs_leased_idx")) << plan;
