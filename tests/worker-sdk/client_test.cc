@@ -3,6 +3,10 @@
 // idempotency key retried only while it provably was not sent).
 #include "spool/client.h"
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -11,6 +15,8 @@
 #include "absl/time/clock.h"
 #include "fake_job_service.h"
 #include "gmock/gmock.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
 #include "gtest/gtest.h"
 #include "tcp_proxy.h"
 
@@ -249,6 +255,86 @@ TEST_F(ClientTest, KeepaliveMovesCallsOffAConnectionThatWentSilent) {
     absl::StatusOr<JobInfo> job = client->GetJob(enqueued->job_id);
     EXPECT_TRUE(job.ok()) << "call " << i << ": " << job.status();
   }
+}
+
+// A throwaway CA and a server certificate for DNS name spool.test, made with
+// the openssl command line in a temp dir.
+struct TestCerts {
+  std::string ca, server_cert, server_key;
+};
+
+absl::StatusOr<TestCerts> MakeTestCerts() {
+  char dir_template[] = "/tmp/spool-tls-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  if (dir == nullptr) return absl::InternalError("mkdtemp failed");
+  const std::string d = dir;
+  const std::string script = absl::StrCat(
+      "cd ", d,
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+      " -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=spool-test-ca"
+      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+      " -nodes -keyout server.key -out server.csr -subj /CN=spool.test"
+      " && printf 'subjectAltName=DNS:spool.test' > ext.cnf"
+      " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
+      " -CAcreateserial -out server.pem -days 1 -extfile ext.cnf",
+      " >", d, "/openssl.log 2>&1");
+  const int rc = std::system(script.c_str());
+  auto read = [&](const std::string& name) {
+    std::ifstream in(d + "/" + name);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  TestCerts certs{read("ca.pem"), read("server.pem"), read("server.key")};
+  const std::string log = read("openssl.log");
+  std::filesystem::remove_all(d);
+  if (rc != 0 || certs.ca.empty() || certs.server_cert.empty()) {
+    return absl::InternalError(absl::StrCat("openssl failed: ", log));
+  }
+  return certs;
+}
+
+// TLS: the client trusts the given CA and checks the server's name, which
+// `authority` sets when the target is an address.
+TEST_F(ClientTest, TlsVerifiesTheServerNameThatAuthoritySets) {
+  absl::StatusOr<TestCerts> certs = MakeTestCerts();
+  ASSERT_TRUE(certs.ok()) << certs.status();
+  grpc::SslServerCredentialsOptions server_options;
+  server_options.pem_key_cert_pairs.push_back(
+      {certs->server_key, certs->server_cert});
+  auto service = std::make_shared<FakeJobService>();
+  FakeServer server(service, 0, grpc::SslServerCredentials(server_options));
+  ASSERT_TRUE(server.ok());
+
+  auto connect = [&](std::shared_ptr<grpc::ChannelCredentials> credentials,
+                     std::string authority,
+                     absl::Duration deadline = absl::Milliseconds(700)) {
+    ClientOptions options;
+    options.targets = {server.Target()};
+    options.credentials = std::move(credentials);
+    options.authority = std::move(authority);
+    options.default_deadline = deadline;
+    absl::StatusOr<Client> client = Client::Connect(std::move(options));
+    EXPECT_TRUE(client.ok()) << client.status();
+    return *std::move(client);
+  };
+  grpc::SslCredentialsOptions trust;
+  trust.pem_root_certs = certs->ca;
+  Client good =
+      connect(grpc::SslCredentials(trust), "spool.test", absl::Seconds(5));
+  absl::StatusOr<EnqueueResult> r = good.Enqueue(Job());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(service->Calls("Enqueue"), 1);
+
+  // The certificate is not for 127.0.0.1 (no authority), the server is not
+  // signed by the default roots, and plaintext does not speak TLS: none of
+  // these ever reaches the service.
+  Client wrong_name = connect(grpc::SslCredentials(trust), "");
+  EXPECT_FALSE(wrong_name.Enqueue(Job()).ok());
+  grpc::SslCredentialsOptions no_trust;
+  Client untrusted = connect(grpc::SslCredentials(no_trust), "spool.test");
+  EXPECT_FALSE(untrusted.Enqueue(Job()).ok());
+  Client plaintext = connect(nullptr, "");
+  EXPECT_FALSE(plaintext.Enqueue(Job()).ok());
+  EXPECT_EQ(service->Calls("Enqueue"), 1);
 }
 
 TEST_F(ClientTest, SeparateNamedTargetsGetChannelsOfTheirOwn) {

@@ -367,8 +367,11 @@ grpc::Status FakeJobService::GetJob(grpc::ServerContext*,
   return fault.value_or(grpc::Status::OK);
 }
 
-FakeServer::FakeServer(std::shared_ptr<FakeJobService> service, int port)
-    : service_(std::move(service)) {
+FakeServer::FakeServer(std::shared_ptr<FakeJobService> service, int port,
+                       std::shared_ptr<grpc::ServerCredentials> credentials)
+    : service_(std::move(service)),
+      credentials_(credentials != nullptr ? std::move(credentials)
+                                          : grpc::InsecureServerCredentials()) {
   StartServer(port);
 }
 
@@ -377,8 +380,8 @@ FakeServer::~FakeServer() { Shutdown(); }
 void FakeServer::StartServer(int port) {
   grpc::ServerBuilder builder;
   int selected = 0;
-  builder.AddListeningPort(absl::StrCat("127.0.0.1:", port),
-                           grpc::InsecureServerCredentials(), &selected);
+  builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), credentials_,
+                           &selected);
   builder.RegisterService(service_.get());
   // Like spoold (--min_client_ping_interval), but lets tests ping fast.
   builder.AddChannelArgument(

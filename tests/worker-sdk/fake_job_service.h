@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "spool/v1/spool.grpc.pb.h"
 
@@ -125,8 +126,10 @@ class FakeJobService final : public v1::JobService::Service {
 // Serves a FakeJobService on 127.0.0.1 (a fresh port, or a given one).
 class FakeServer {
  public:
-  // port 0: pick one.
-  explicit FakeServer(std::shared_ptr<FakeJobService> service, int port = 0);
+  // port 0: pick one. Null credentials: plaintext.
+  explicit FakeServer(
+      std::shared_ptr<FakeJobService> service, int port = 0,
+      std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
   ~FakeServer();
 
   std::string Target() const;
@@ -141,6 +144,7 @@ class FakeServer {
  private:
   void StartServer(int port);
   std::shared_ptr<FakeJobService> service_;
+  std::shared_ptr<grpc::ServerCredentials> credentials_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
