@@ -131,6 +131,8 @@ class JobQueue::PollCall : public LeaseCall,
       if (!Finish(*std::move(jobs))) {
         // Cancelled or timed out while the query ran: give the jobs back.
         if (s->ReleaseLeases(copy).ok()) {
+          jq_->observer_->OnLeasesReleased(params_.queue,
+                                           static_cast<int64_t>(n));
           jq_->JobsReady(params_.queue, static_cast<int64_t>(n), true);
         }
       }

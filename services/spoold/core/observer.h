@@ -30,6 +30,10 @@ class Observer {
   virtual void OnLeasesExpired(const std::string& queue, int64_t ready,
                                int64_t dead) {}
   virtual void OnLongPollTimeout(const std::string& queue) {}
+  // Jobs leased for a long-poll that ended (cancelled or timed out) while
+  // its lease query ran, handed straight back without counting an attempt.
+  // They were reported to OnLeased too.
+  virtual void OnLeasesReleased(const std::string& queue, int64_t jobs) {}
   virtual void OnDatabaseRoundTrip(const char* op, absl::Duration took) {}
 };
 

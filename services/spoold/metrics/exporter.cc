@@ -113,6 +113,13 @@ struct Exporter::Families {
                     .Name("spool_leases_expired_total")
                     .Help("Leases that expired without Ack or Nack.")
                     .Register(r)),
+        released(prometheus::BuildCounter()
+                     .Name("spool_leases_released_total")
+                     .Help("Jobs leased for a long-poll that ended "
+                           "(cancelled or timed out) while its query ran, "
+                           "handed straight back without counting an "
+                           "attempt; included in spool_jobs_leased_total.")
+                     .Register(r)),
         poll_timeouts(prometheus::BuildCounter()
                           .Name("spool_long_poll_timeouts_total")
                           .Help("Lease long-polls that ended empty when "
@@ -245,6 +252,7 @@ struct Exporter::Families {
   Family<Counter>& nacked;
   Family<Counter>& dead;
   Family<Counter>& expired;
+  Family<Counter>& released;
   Family<Counter>& poll_timeouts;
   Family<Histogram>& time_in_queue;
   Family<Histogram>& processing;
@@ -305,6 +313,7 @@ struct Exporter::QueueMetrics {
         dead_expired(
             f.dead.Add({{"queue", label}, {"reason", "lease_expired"}})),
         expired(f.expired.Add({{"queue", label}})),
+        released(f.released.Add({{"queue", label}})),
         poll_timeouts(f.poll_timeouts.Add({{"queue", label}})),
         time_in_queue(f.time_in_queue.Add({{"queue", label}}, WaitBuckets())),
         processing_acked(f.processing.Add(
@@ -323,6 +332,7 @@ struct Exporter::QueueMetrics {
   Counter& dead_nack;
   Counter& dead_expired;
   Counter& expired;
+  Counter& released;
   Counter& poll_timeouts;
   Histogram& time_in_queue;
   Histogram& processing_acked;
@@ -504,6 +514,10 @@ void Exporter::OnLeasesExpired(const std::string& queue, int64_t ready,
   QueueMetrics& m = ForQueue(queue);
   if (ready + dead > 0) m.expired.Increment(static_cast<double>(ready + dead));
   if (dead > 0) m.dead_expired.Increment(static_cast<double>(dead));
+}
+
+void Exporter::OnLeasesReleased(const std::string& queue, int64_t jobs) {
+  if (jobs > 0) ForQueue(queue).released.Increment(static_cast<double>(jobs));
 }
 
 void Exporter::OnLongPollTimeout(const std::string& queue) {

@@ -114,6 +114,7 @@ class Exporter final : public core::Observer, public api::RpcObserver {
   void OnLeasesExpired(const std::string& queue, int64_t ready,
                        int64_t dead) override;
   void OnLongPollTimeout(const std::string& queue) override;
+  void OnLeasesReleased(const std::string& queue, int64_t jobs) override;
   void OnDatabaseRoundTrip(const char* op, absl::Duration took) override;
 
   // api::RpcObserver.

@@ -3,6 +3,7 @@
 // retention, depth limits, long-poll behaviour and input validation.
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
@@ -13,6 +14,8 @@
 #include "gmock/gmock.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/services/spoold/api_helpers.h"
+#include "tests/services/spoold/metrics/metrics_test_util.h"
+#include "tests/support/subprocess.h"
 
 namespace spool::testing {
 namespace {
@@ -704,7 +707,15 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
 // lock): the query still leases the job, for nobody, so spoold must hand it
 // straight back, without counting the attempt.
 TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
-  const std::string id = api_->MustEnqueue("gone", "x");
+  // A spoold of its own, with metrics.
+  auto metrics_port = PickFreePort();
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+  auto spoold = SpooldProcess::Start(
+      url_, {"--log_level=warning",
+             absl::StrCat("--metrics_listen=127.0.0.1:", *metrics_port)});
+  ASSERT_TRUE(spoold.ok()) << spoold.status();
+  Api api((*spoold)->Channel());
+  const std::string id = api.MustEnqueue("gone", "x");
   // The row's version before; leasing and releasing each write a new one.
   const int64_t version = QueryInt(
       url_,
@@ -720,7 +731,7 @@ TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
   v1::LeaseResponse resp;
   absl::Notification finished;
   grpc::Status status;
-  api_->stub()->async()->Lease(&ctx, &req, &resp, [&](grpc::Status st) {
+  api.stub()->async()->Lease(&ctx, &req, &resp, [&](grpc::Status st) {
     status = st;
     finished.Notify();
   });
@@ -754,10 +765,24 @@ TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
                                        version)) == 1;
   }
   ASSERT_TRUE(back);
-  v1::Job job = api_->MustGetJob(id);
+  // Counted as leased, and as handed back.
+  const Labels gone{{"queue", "gone"}};
+  std::optional<Exposition> metrics;
+  for (absl::Time until = absl::Now() + absl::Seconds(10); absl::Now() < until;
+       absl::SleepFor(absl::Milliseconds(50))) {
+    auto page = HttpGet(*metrics_port, "/metrics");
+    ASSERT_TRUE(page.ok()) << page.status();
+    auto parsed = ParsePrometheusText(page->body);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    metrics = *std::move(parsed);
+    if (metrics->Sum("spool_leases_released_total", gone) > 0) break;
+  }
+  EXPECT_EQ(metrics->Sum("spool_leases_released_total", gone), 1);
+  EXPECT_EQ(metrics->Sum("spool_jobs_leased_total", gone), 1);
+  v1::Job job = api.MustGetJob(id);
   EXPECT_EQ(job.state(), v1::JOB_STATE_READY);
   EXPECT_EQ(job.attempt(), 0);
-  auto again = api_->LeaseJobs("gone", 1);
+  auto again = api.LeaseJobs("gone", 1);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].job_id(), id);
   EXPECT_EQ(again[0].attempt(), 1);

@@ -47,6 +47,7 @@ TEST(ExporterTest, ObserverCallsBecomeCountersAndHistograms) {
   exporter.OnNacked("mail", /*dead=*/true, absl::Milliseconds(700));
   exporter.OnLeasesExpired("mail", 3, 1);
   exporter.OnLongPollTimeout("sms");
+  exporter.OnLeasesReleased("mail", 2);
   exporter.OnDatabaseRoundTrip("lease", absl::Microseconds(800));
   exporter.OnRpcDone("spool.v1.JobService", "Enqueue", grpc::StatusCode::OK,
                      absl::Milliseconds(3));
@@ -69,6 +70,8 @@ TEST(ExporterTest, ObserverCallsBecomeCountersAndHistograms) {
   EXPECT_EQ(e.Sum("spool_leases_expired_total", mail), 4);
   EXPECT_EQ(e.Sum("spool_long_poll_timeouts_total", {{"queue", "sms"}}), 1);
   EXPECT_EQ(e.Sum("spool_long_poll_timeouts_total", mail), 0);
+  EXPECT_EQ(e.Sum("spool_leases_released_total", mail), 2);
+  EXPECT_EQ(e.Sum("spool_leases_released_total", {{"queue", "sms"}}), 0);
 
   EXPECT_EQ(e.Sum("spool_job_time_in_queue_seconds_count", mail), 4);
   EXPECT_NEAR(e.Sum("spool_job_time_in_queue_seconds_sum", mail), 0.12, 1e-9);
