@@ -518,6 +518,18 @@ absl::Status Session::ConvertException(const char* op) {
     LogWarning("database commit in doubt", {{"op", op}, {"error", e.what()}});
     return absl::UnavailableError(
         "the database connection was lost while committing");
+  } catch (const pqxx::statement_completion_unknown& e) {
+    if (!conn_->c.is_open()) broken_ = true;
+    LogWarning("database statement outcome unknown",
+               {{"op", op}, {"error", e.what()}});
+    return absl::UnavailableError(
+        "the database could not tell whether the call took effect");
+  } catch (const pqxx::transaction_rollback& e) {
+    // Serialization failures and deadlocks (SQLSTATE class 40). In libpqxx 6
+    // these are not sql_errors, so they are caught here.
+    if (!conn_->c.is_open()) broken_ = true;
+    LogWarning("database conflict", {{"op", op}, {"error", e.what()}});
+    return absl::AbortedError("the database aborted a conflicting update");
   } catch (const pqxx::sql_error& e) {
     std::string state = e.sqlstate();
     std::string cls = state.substr(0, 2);

@@ -635,6 +635,54 @@ TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
             1);
 }
 
+// An enqueue statement the database aborts as a conflict (serialization
+// failure or deadlock) is run once more before the caller hears of it, on
+// both enqueue paths (plain, and depth-limited in a transaction). A trigger
+// fails the first insert after each `ALTER SEQUENCE ... RESTART`: a sequence,
+// unlike a table, keeps its count when the failing statement rolls back.
+TEST_F(SemanticsTest, EnqueueAbortedByAConflictIsRetriedOnce) {
+  ExecSql(url_, R"sql(
+CREATE SEQUENCE test_fail_once;
+CREATE FUNCTION test_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('test_fail_once') = 1 THEN
+    RAISE EXCEPTION 'test conflict' USING ERRCODE = 'serialization_failure';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER test_fail_once BEFORE INSERT ON spool_jobs
+  FOR EACH STATEMENT EXECUTE FUNCTION test_fail_once();
+INSERT INTO spool_queues (name, max_depth) VALUES ('capped', 100);
+)sql");
+  for (const char* queue : {"plain", "capped"}) {
+    SCOPED_TRACE(queue);
+    ExecSql(url_, "ALTER SEQUENCE test_fail_once RESTART");
+    const std::string id = api_->MustEnqueue(queue, "once");
+    EXPECT_EQ(api_->MustGetJob(id).state(), v1::JOB_STATE_READY);
+    EXPECT_EQ(QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs "
+                                          "WHERE queue = '",
+                                          queue, "'")),
+              1);
+    // Failed once, then inserted.
+    EXPECT_EQ(QueryInt(url_, "SELECT last_value FROM test_fail_once"), 2);
+  }
+  // A conflict on the retry too reaches the caller as ABORTED, with nothing
+  // enqueued.
+  ExecSql(url_, R"sql(
+CREATE OR REPLACE FUNCTION test_fail_once() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'test conflict' USING ERRCODE = 'serialization_failure';
+END $$;
+)sql");
+  v1::JobSpec spec;
+  spec.set_queue("plain");
+  v1::EnqueueResponse resp;
+  grpc::Status s = api_->Enqueue(spec, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << s.error_message();
+  EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs"), 2);
+}
+
 TEST_F(SemanticsTest, FullQueueRejectsEnqueue) {
   ExecSql(url_,
           "INSERT INTO spool_queues (name, max_depth) VALUES ('small', 2)");
