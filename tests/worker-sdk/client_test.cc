@@ -115,6 +115,17 @@ TEST_F(ClientTest, UnkeyedEnqueueIsNotRetriedOnceSent) {
   EXPECT_EQ(service_->CountInState(v1::JOB_STATE_READY), 1);
 }
 
+// ABORTED: spoold's database rolled the statement back, so even an unkeyed
+// enqueue is safe to send again.
+TEST_F(ClientTest, AbortedEnqueueIsRetriedEvenWithoutKey) {
+  Client client = Connect();
+  service_->FailNext("Enqueue", 1, grpc::StatusCode::ABORTED);
+  absl::StatusOr<EnqueueResult> result = client.Enqueue(Job());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(service_->Calls("Enqueue"), 2);
+  EXPECT_EQ(service_->CountInState(v1::JOB_STATE_READY), 1);
+}
+
 TEST_F(ClientTest, UnkeyedEnqueueWaitsForAServerThatIsNotUpYet) {
   const int port = FreePort();
   ASSERT_GT(port, 0);

@@ -223,6 +223,11 @@ TEST(ClientRetryRuleTest, SentNonIdempotentCallsNeverRetry) {
       ShouldRetryClientCall(absl::StatusCode::kDeadlineExceeded, false, true));
 }
 
+TEST(ClientRetryRuleTest, AbortedMeansNothingWasWrittenSoAnyCallRetries) {
+  EXPECT_TRUE(ShouldRetryClientCall(absl::StatusCode::kAborted, false, true));
+  EXPECT_TRUE(ShouldRetryClientCall(absl::StatusCode::kAborted, true, true));
+}
+
 TEST(ClientRetryRuleTest, IdempotentCallsRetryOnlyUnavailable) {
   EXPECT_TRUE(
       ShouldRetryClientCall(absl::StatusCode::kUnavailable, true, true));

@@ -95,7 +95,7 @@ bool IsUnreachable(absl::StatusCode code) {
 }
 
 bool ShouldRetryClientCall(absl::StatusCode code, bool idempotent, bool sent) {
-  if (!sent) return true;
+  if (!sent || code == absl::StatusCode::kAborted) return true;
   return idempotent && code == absl::StatusCode::kUnavailable;
 }
 

@@ -57,7 +57,8 @@ bool IsTransient(absl::StatusCode code);
 bool IsUnreachable(absl::StatusCode code);
 
 // Client retry rule (see client.h): retry when the request was provably not
-// sent, or when it failed with UNAVAILABLE and is idempotent.
+// sent, when spoold answered ABORTED (rolled back: nothing written), or when
+// it failed with UNAVAILABLE and is idempotent.
 bool ShouldRetryClientCall(absl::StatusCode code, bool idempotent, bool sent);
 
 }  // namespace spool::internal

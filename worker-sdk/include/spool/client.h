@@ -12,6 +12,8 @@
 //    request provably never left this process). Once sent, an UNAVAILABLE
 //    answer is returned to the caller as is: the job may or may not exist.
 //    Give jobs an idempotency key to get full retries.
+//  - ABORTED (spoold's database rolled the statement back after a conflict:
+//    nothing was written) is retried for every call, keyed or not.
 #pragma once
 
 #include <map>
