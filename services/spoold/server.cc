@@ -85,6 +85,10 @@ absl::Status SpooldServer::Start() {
           absl::ToInt64Milliseconds(options_.min_client_ping_interval),
           INT32_MAX)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC sets SO_REUSEPORT by default, so a second server of the same user
+  // on a taken port would share it and silently get half its connections:
+  // refuse the port instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
+  // Like spoold: a taken port is refused, never shared (SO_REUSEPORT).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Every JobService call answers UNIMPLEMENTED; a sync service is also what
   // lets the default health service run.
   spool::v1::JobService::Service job_service;

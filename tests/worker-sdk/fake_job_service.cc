@@ -387,6 +387,10 @@ void FakeServer::StartServer(int port) {
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Never share a port with another test's server (gRPC's default
+  // SO_REUSEPORT would let a spoold started on the same port split the
+  // connections with this one).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server_ = builder.BuildAndStart();
   if (server_ != nullptr) port_ = selected;
 }

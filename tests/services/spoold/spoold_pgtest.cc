@@ -1,7 +1,13 @@
 // spoold semantics over real gRPC against real PostgreSQL: ordering, delays,
 // visibility expiry, fencing, nack/backoff, dead letters, idempotency,
 // retention, depth limits, long-poll behaviour and input validation.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <pqxx/pqxx>
@@ -834,6 +840,43 @@ TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].job_id(), id);
   EXPECT_EQ(again[0].attempt(), 1);
+}
+
+// A port another process listens on (even one that allows sharing it, as
+// gRPC servers do by default) is refused, not shared: a second spoold there
+// would silently take half of the first one's connections.
+TEST_F(SemanticsTest, RefusesAPortAnotherProcessListensOn) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+
+  auto binary = SpooldProcess::BinaryPath();
+  ASSERT_TRUE(binary.ok()) << binary.status();
+  auto dir = MakeTempDir("spoold-port-");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  SpawnOptions options;
+  options.argv = {*binary, absl::StrCat("--database_url=", url_),
+                  absl::StrCat("--listen=127.0.0.1:", port),
+                  "--metrics_listen="};
+  options.output_path = *dir + "/spoold.log";
+  auto code = RunToCompletion(options, absl::Seconds(30));
+  const std::string log = ReadFileTail(options.output_path, 4096);
+  close(fd);
+  std::filesystem::remove_all(*dir);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0) << log;
+  EXPECT_THAT(log,
+              HasSubstr(absl::StrCat("cannot listen on 127.0.0.1:", port)));
 }
 
 TEST_F(SemanticsTest, WaitIsCappedByServerMaximum) {
