@@ -687,6 +687,23 @@ END $$;
   grpc::Status s = api_->Enqueue(spec, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << s.error_message();
   EXPECT_EQ(QueryInt(url_, "SELECT count(*) FROM spool_jobs"), 2);
+
+  // "Statement completion unknown" (SQLSTATE 40003) is not a plain conflict:
+  // the caller hears UNAVAILABLE, saying the outcome is unknown, and spoold
+  // does not repeat the statement.
+  ExecSql(url_, R"sql(
+ALTER SEQUENCE test_fail_once RESTART;
+CREATE OR REPLACE FUNCTION test_fail_once() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM nextval('test_fail_once');
+  RAISE EXCEPTION 'test unknown' USING ERRCODE = 'statement_completion_unknown';
+END $$;
+)sql");
+  s = api_->Enqueue(spec, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("took effect"));
+  EXPECT_EQ(QueryInt(url_, "SELECT last_value FROM test_fail_once"), 1);
 }
 
 TEST_F(SemanticsTest, FullQueueRejectsEnqueue) {
