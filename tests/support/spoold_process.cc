@@ -192,7 +192,9 @@ std::shared_ptr<grpc::Channel> SpooldProcess::NewChannel() const {
   // Reconnect quickly after a kill or restart (the default backoff is 1 s
   // growing to 120 s).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, despite its name, is the least
+  // time a connection attempt may take: left at gRPC's 20 s, so bursts of
+  // new connections to a busy spoold are not cut off.)
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // Its own TCP connection, not one shared with other channels.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

@@ -126,7 +126,10 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Create(
       absl::ToInt64Milliseconds(options.max_reconnect_backoff), 100, 120000));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               std::min(100, max_backoff_ms));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(100, max_backoff_ms));
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is not a backoff: in gRPC it is the
+  // least time a connection attempt gets to finish its handshake. Left at
+  // gRPC's 20 s, so a slow handshake (TLS over a long link, a busy spoold)
+  // is not cut off after 100 ms.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   if (options.keepalive_time > absl::ZeroDuration()) {
