@@ -1,15 +1,10 @@
 #include "api/convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "spool/wire/time.h"
 
 namespace spool::api {
 namespace {
-
-// Timestamp range allowed by google.protobuf.Timestamp: 0001-01-01 to
-// 9999-12-31.
-constexpr int64_t kMinTimestampSeconds = -62135596800LL;
-constexpr int64_t kMaxTimestampSeconds = 253402300799LL;
-constexpr int64_t kMaxDurationSeconds = 315576000000LL;
 
 template <typename Map>
 store::Headers HeadersFromProto(const Map& map) {
@@ -29,37 +24,16 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 absl::StatusOr<absl::Duration> FromProto(const google::protobuf::Duration& d,
                                          absl::string_view field) {
-  if (d.seconds() < -kMaxDurationSeconds || d.seconds() > kMaxDurationSeconds ||
-      d.nanos() <= -1000000000 || d.nanos() >= 1000000000 ||
-      (d.seconds() > 0 && d.nanos() < 0) ||
-      (d.seconds() < 0 && d.nanos() > 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " is not a valid Duration"));
-  }
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  return wire::ParseDuration(d, field);
 }
 
 absl::StatusOr<absl::Time> FromProto(const google::protobuf::Timestamp& t,
                                      absl::string_view field) {
-  if (t.seconds() < kMinTimestampSeconds ||
-      t.seconds() > kMaxTimestampSeconds || t.nanos() < 0 ||
-      t.nanos() >= 1000000000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " is not a valid Timestamp"));
-  }
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+  return wire::ParseTime(t, field);
 }
 
 void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t us = absl::ToUnixMicros(t);
-  int64_t seconds = us / 1000000;
-  int64_t micros = us % 1000000;
-  if (micros < 0) {
-    micros += 1000000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(micros * 1000));
+  wire::ToProto(t, out);
 }
 
 absl::StatusOr<core::JobInput> FromProto(const v1::JobSpec& spec,

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "spool/wire/queue_name.h"
 
 namespace spool::core {
 namespace {
@@ -18,30 +19,11 @@ std::string Path(absl::string_view prefix, absl::string_view name) {
   return absl::StrCat(prefix, ".", name);
 }
 
-bool IsQueueChar(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-         c == '.' || c == '-';
-}
-
 }  // namespace
 
 absl::Status ValidateQueueName(absl::string_view name,
                                absl::string_view field) {
-  if (name.empty()) return Invalid(field, "is required");
-  if (name.size() > 128) {
-    return Invalid(field, absl::StrCat("is ", name.size(),
-                                       " characters long; the limit is 128"));
-  }
-  if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) {
-    return Invalid(field, "must start with a letter or digit");
-  }
-  for (char c : name) {
-    if (!IsQueueChar(c)) {
-      return Invalid(field,
-                     "may contain only letters, digits, '_', '.' and '-'");
-    }
-  }
-  return absl::OkStatus();
+  return wire::ValidateQueueName(name, field);
 }
 
 absl::Status ValidateVisibilityTimeout(absl::Duration timeout,
