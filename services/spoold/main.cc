@@ -1,15 +1,18 @@
 // spoold: the Spool job queue service.
 //   spoold [flags]          serve spool.v1.JobService
 //   spoold migrate [flags]  apply pending schema migrations and exit
+//   spoold flags [flags]    print every flag's effective value and exit
 // Every flag can also be set by an environment variable: SPOOL_ and the flag
 // name in capitals (--database_url is SPOOL_DATABASE_URL). The command line
 // wins over the environment.
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -19,6 +22,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -81,43 +85,46 @@ ABSL_FLAG(bool, log_json, false, "Write log lines as JSON objects.");
 
 namespace {
 
-constexpr const char* kEnvFlags[] = {
-    "database_url",
-    "listen",
-    "migrate",
-    "metrics_listen",
-    "metrics_refresh",
-    "metrics_max_queues",
-    "db_pool_size",
-    "max_wait",
-    "max_payload_bytes",
-    "max_lease_bytes",
-    "maintenance_interval",
-    "retention_interval",
-    "fallback_poll",
-    "queue_config_ttl",
-    "shutdown_grace",
-    "log_level",
-    "log_json",
-    "notify_interval",
-    "group_commit_in_flight",
-    "min_client_ping_interval",
-};
+// Every flag defined in spoold's own sources (not absl's built-in ones such
+// as --flagfile or --help), so a new flag gets its variable without a list.
+bool IsSpooldFlag(const absl::CommandLineFlag& flag) {
+  return absl::StrContains(flag.Filename(), "services/spoold/");
+}
 
-// Applies SPOOL_<FLAG> environment variables before the command line.
+// Applies SPOOL_<FLAG> environment variables before the command line;
+// reports every bad one.
 bool ApplyEnvironment() {
-  for (const char* name : kEnvFlags) {
+  bool ok = true;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!IsSpooldFlag(*flag)) continue;
     std::string env = absl::StrCat("SPOOL_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     std::string error;
-    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+    if (!flag->ParseFrom(value, &error)) {
       std::fprintf(stderr, "spoold: bad %s: %s\n", env.c_str(), error.c_str());
-      return false;
+      ok = false;
     }
   }
-  return true;
+  return ok;
+}
+
+// `spoold flags`: every flag's effective value (environment and command
+// line applied), one --name=value per line in name order, the database
+// password masked.
+int PrintFlags() {
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!IsSpooldFlag(*flag)) continue;
+    std::string value = flag->CurrentValue();
+    if (name == "database_url") value = spool::RedactDatabaseUrl(value);
+    lines.emplace_back(std::string(name), std::move(value));
+  }
+  std::sort(lines.begin(), lines.end());
+  for (const auto& [name, value] : lines) {
+    std::printf("--%s=%s\n", name.c_str(), value.c_str());
+  }
+  return 0;
 }
 
 // Checks the numeric flags before anything starts; prints every bad one
@@ -193,6 +200,7 @@ int main(int argc, char** argv) {
       "the Spool job queue service.\n"
       "  spoold [flags]          serve spool.v1.JobService over gRPC\n"
       "  spoold migrate [flags]  apply pending schema migrations and exit\n"
+      "  spoold flags [flags]    print every flag's effective value and exit\n"
       "Each flag may also come from SPOOL_<FLAG NAME IN CAPITALS>.");
   absl::FlagsUsageConfig usage;
   usage.version_string = [] {
@@ -213,6 +221,7 @@ int main(int argc, char** argv) {
   spool::SetLogJson(absl::GetFlag(FLAGS_log_json));
   if (!FlagsValid()) return 2;
 
+  if (args.size() > 1 && std::string(args[1]) == "flags") return PrintFlags();
   const std::string url = absl::GetFlag(FLAGS_database_url);
   if (url.empty()) {
     std::fprintf(stderr,

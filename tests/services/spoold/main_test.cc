@@ -4,6 +4,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/spoold_process.h"
@@ -19,10 +23,11 @@ struct Outcome {
   std::string output;
 };
 
-// Runs spoold to completion with `flags` (and `env`) and no reachable
-// database.
-Outcome RunSpoold(std::vector<std::string> flags,
-                  std::vector<std::pair<std::string, std::string>> env = {}) {
+using Env = std::vector<std::pair<std::string, std::string>>;
+
+// Runs the spoold binary with exactly `args` and `env` (no other SPOOL_
+// variable) to completion.
+Outcome RunSpooldArgs(std::vector<std::string> args, Env env) {
   Outcome run;
   auto binary = SpooldProcess::BinaryPath();
   EXPECT_TRUE(binary.ok()) << binary.status();
@@ -31,17 +36,29 @@ Outcome RunSpoold(std::vector<std::string> flags,
   EXPECT_TRUE(dir.ok()) << dir.status();
   if (!dir.ok()) return run;
   SpawnOptions options;
-  options.argv = {*binary, "--database_url=postgresql://db.invalid/x",
-                  "--listen=127.0.0.1:0", "--metrics_listen="};
-  for (std::string& f : flags) options.argv.push_back(std::move(f));
+  options.argv = {*binary};
+  for (std::string& a : args) options.argv.push_back(std::move(a));
   options.set_env = std::move(env);
   options.drop_env_prefixes = {"SPOOL_"};
   options.output_path = *dir + "/out.log";
   auto status = RunToCompletion(options, absl::Seconds(30));
   EXPECT_TRUE(status.ok()) << status.status();
   if (status.ok()) run.exit_code = *status;
-  run.output = ReadFileTail(options.output_path, 4096);
+  run.output = ReadFileTail(options.output_path, 1 << 16);
   return run;
+}
+
+// Runs spoold to completion with `flags` (and `env`) and no reachable
+// database.
+Outcome RunSpoold(std::vector<std::string> flags, Env env = {}) {
+  std::vector<std::string> args = {"--database_url=postgresql://db.invalid/x",
+                                   "--listen=127.0.0.1:0", "--metrics_listen="};
+  for (std::string& f : flags) args.push_back(std::move(f));
+  return RunSpooldArgs(std::move(args), std::move(env));
+}
+
+std::string EnvName(const std::string& flag) {
+  return "SPOOL_" + absl::AsciiStrToUpper(flag);
 }
 
 TEST(SpooldFlagsTest, EachBadValueIsRefusedWithItsFlagNamed) {
@@ -105,6 +122,54 @@ TEST(SpooldFlagsTest, UnknownCommandIsExplained) {
   Outcome unknown = RunSpoold({"serve-please"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("unknown command 'serve-please'"));
+}
+
+TEST(SpooldFlagsTest, FlagsCommandPrintsEffectiveValuesWithPasswordMasked) {
+  Outcome run = RunSpooldArgs(
+      {"flags", "--database_url=postgresql://spool:hunter2@db.invalid/x"},
+      {{"SPOOL_MAX_WAIT", "12s"}});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("--max_wait=12s\n"));
+  EXPECT_THAT(run.output, HasSubstr("--db_pool_size=4\n"));
+  EXPECT_THAT(run.output, HasSubstr("--database_url=postgresql://spool:***@"));
+  EXPECT_THAT(run.output, ::testing::Not(HasSubstr("hunter2")));
+  // Only spoold's own flags, not absl's built-in ones.
+  EXPECT_THAT(run.output, ::testing::Not(HasSubstr("--flagfile=")));
+}
+
+// Every flag spoold has (as `spoold flags` lists them, no list kept here)
+// is read from SPOOL_<NAME>: a value its type cannot parse is refused naming
+// the variable, and any other value shows up as the flag's value (or is
+// refused by the flag's own check, naming the flag).
+TEST(SpooldFlagsTest, EveryFlagIsReadFromItsEnvironmentVariable) {
+  Outcome listing = RunSpooldArgs({"flags"}, {});
+  ASSERT_EQ(listing.exit_code, 0) << listing.output;
+  std::vector<std::string> names;
+  for (absl::string_view line : absl::StrSplit(listing.output, '\n')) {
+    if (!absl::ConsumePrefix(&line, "--")) continue;
+    names.emplace_back(line.substr(0, line.find('=')));
+  }
+  ASSERT_GE(names.size(), 20u) << listing.output;
+  EXPECT_THAT(names, ::testing::Contains("database_url"));
+  EXPECT_THAT(names, ::testing::Contains("min_client_ping_interval"));
+
+  Env garbage;
+  for (const std::string& name : names) {
+    garbage.emplace_back(EnvName(name), "x-" + name);
+  }
+  Outcome all = RunSpooldArgs({"flags"}, garbage);
+  EXPECT_EQ(all.exit_code, 2) << all.output;
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    if (absl::StrContains(all.output, "spoold: bad " + EnvName(name) + ":")) {
+      continue;  // Not a string: refused, so it was read.
+    }
+    Outcome one = RunSpooldArgs({"flags"}, {{EnvName(name), "x-" + name}});
+    EXPECT_TRUE(
+        absl::StrContains(one.output, "--" + name + "=x-" + name + "\n") ||
+        (one.exit_code == 2 && absl::StrContains(one.output, "--" + name)))
+        << one.output;
+  }
 }
 
 }  // namespace
