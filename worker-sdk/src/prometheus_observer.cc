@@ -205,19 +205,19 @@ void PrometheusWorkerObserver::OnJobFinished(const Job& job,
 }
 
 void PrometheusWorkerObserver::OnJobFailed(const Job& job, JobFailure failure,
-                                           const absl::Status& status) {
+                                           const absl::Status& /*status*/) {
   const size_t i = static_cast<size_t>(failure);
   if (i >= kFailureKinds.size()) return;
   Series(job.queue).failures[i]->Increment();
 }
 
 void PrometheusWorkerObserver::OnLeaseExtensionFailed(
-    const Job& job, const absl::Status& status) {
+    const Job& job, const absl::Status& /*status*/) {
   Series(job.queue).extension_failures->Increment();
 }
 
 void PrometheusWorkerObserver::OnAckLatency(absl::Duration latency,
-                                            int batch_size) {
+                                            int /*batch_size*/) {
   families_->ack_latency.Observe(Seconds(latency));
 }
 
@@ -227,7 +227,7 @@ void PrometheusWorkerObserver::OnLeased(std::string_view queue, int count) {
 }
 
 void PrometheusWorkerObserver::OnLeaseError(std::string_view queue,
-                                            const absl::Status& status) {
+                                            const absl::Status& /*status*/) {
   Series(queue).lease_errors->Increment();
 }
 

@@ -479,7 +479,7 @@ void Exporter::OnLeased(const std::string& queue, absl::Duration waited) {
   m.time_in_queue.Observe(Seconds(waited));
 }
 
-void Exporter::OnLeaseBatch(const std::string& queue, int64_t jobs) {
+void Exporter::OnLeaseBatch(const std::string& /*queue*/, int64_t jobs) {
   families_->batch_lease->Observe(static_cast<double>(jobs));
 }
 

@@ -32,25 +32,25 @@ class WorkerObserver {
   virtual ~WorkerObserver() = default;
 
   // A handler is about to run `job`.
-  virtual void OnJobStarted(const Job& job) {}
+  virtual void OnJobStarted(const Job& /*job*/) {}
   // The handler returned (or threw: then `outcome` is the Retry it maps to).
-  virtual void OnJobFinished(const Job& job, const Outcome& outcome,
-                             absl::Duration duration) {}
+  virtual void OnJobFinished(const Job& /*job*/, const Outcome& /*outcome*/,
+                             absl::Duration /*duration*/) {}
   // Something went wrong with this attempt; see JobFailure.
-  virtual void OnJobFailed(const Job& job, JobFailure failure,
-                           const absl::Status& status) {}
+  virtual void OnJobFailed(const Job& /*job*/, JobFailure /*failure*/,
+                           const absl::Status& /*status*/) {}
   // An ExtendLease call failed. Transient failures are retried while the
   // lease lasts; a lost lease also cancels the job's token.
-  virtual void OnLeaseExtensionFailed(const Job& job,
-                                      const absl::Status& status) {}
+  virtual void OnLeaseExtensionFailed(const Job& /*job*/,
+                                      const absl::Status& /*status*/) {}
   // An Ack batch of `batch_size` completions was answered; `latency` runs
   // from the oldest completion in it being handed to the batcher.
-  virtual void OnAckLatency(absl::Duration latency, int batch_size) {}
+  virtual void OnAckLatency(absl::Duration /*latency*/, int /*batch_size*/) {}
   // A Lease call returned `count` jobs.
-  virtual void OnLeased(std::string_view queue, int count) {}
+  virtual void OnLeased(std::string_view /*queue*/, int /*count*/) {}
   // A Lease call failed (spoold unreachable, ...); the worker backs off.
-  virtual void OnLeaseError(std::string_view queue,
-                            const absl::Status& status) {}
+  virtual void OnLeaseError(std::string_view /*queue*/,
+                            const absl::Status& /*status*/) {}
 };
 
 }  // namespace spool

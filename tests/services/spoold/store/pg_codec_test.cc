@@ -247,7 +247,9 @@ TEST(DecodeHeadersJson, LoneLowSurrogateRejected) {
   // Would decode to an invalid UTF-8 sequence (CESU-8); reject instead.
   auto h = DecodeHeadersJson(R"({"a": "\ude00"})");
   EXPECT_FALSE(h.ok());
-  if (!h.ok()) EXPECT_EQ(h.status().code(), absl::StatusCode::kDataLoss);
+  if (!h.ok()) {
+    EXPECT_EQ(h.status().code(), absl::StatusCode::kDataLoss);
+  }
 }
 
 TEST(DecodeHeadersJson, ErrorNamesTheOffset) {

@@ -385,7 +385,9 @@ TEST_F(SessionTest, EnqueueWithinDepthSerializesWritersOfALimitedQueue) {
                 return second;
               });
           EXPECT_TRUE(in_b.ok()) << in_b.status();
-          if (in_b.ok()) EXPECT_EQ(in_b->size(), second.size());
+          if (in_b.ok()) {
+            EXPECT_EQ(in_b->size(), second.size());
+          }
         });
         absl::SleepFor(absl::Milliseconds(500));
         EXPECT_FALSE(b_chose.load());
