@@ -80,8 +80,10 @@ absl::StatusOr<std::string> SpooldProcess::BinaryPath() {
 }
 
 absl::StatusOr<std::unique_ptr<SpooldProcess>> SpooldProcess::Start(
-    std::string database_url, std::vector<std::string> extra_flags) {
-  absl::StatusOr<std::string> binary = BinaryPath();
+    std::string database_url, std::vector<std::string> extra_flags,
+    std::string binary_override) {
+  absl::StatusOr<std::string> binary =
+      binary_override.empty() ? BinaryPath() : std::move(binary_override);
   if (!binary.ok()) return binary.status();
   if (access(binary->c_str(), X_OK) != 0) {
     return absl::NotFoundError(
@@ -100,9 +102,11 @@ absl::StatusOr<std::unique_ptr<SpooldProcess>> SpooldProcess::Start(
   absl::MutexLock lock(&process->lifecycle_mu_);
   absl::Status last;
   for (int attempt = 0; attempt < kPortAttempts; ++attempt) {
-    absl::StatusOr<int> port = PickFreePort();
+    absl::StatusOr<PortReservation> port = PortReservation::Reserve();
     if (!port.ok()) return port.status();
-    process->port_ = *port;
+    process->port_ = *std::move(port);
+    // A clash needs a server binding this very port number with
+    // SO_REUSEADDR (e.g. one configured with a fixed port).
     last = process->LaunchAndWait();
     if (!absl::IsAlreadyExists(last)) break;
   }
@@ -123,7 +127,7 @@ SpooldProcess::~SpooldProcess() {
 absl::Status SpooldProcess::LaunchAndWait() {
   ++runs_;
   AppendToFile(log_path_, absl::StrCat(kRunMarker, " (run ", runs_,
-                                       ") on port ", port_, " ===\n"));
+                                       ") on port ", Port(), " ===\n"));
   SpawnOptions options;
   options.argv = {binary_, args_[0], absl::StrCat("--listen=", Target())};
   options.argv.insert(options.argv.end(), args_.begin() + 1, args_.end());
@@ -176,7 +180,7 @@ absl::Status SpooldProcess::LaunchAndWait() {
 }
 
 std::string SpooldProcess::Target() const {
-  return absl::StrCat("127.0.0.1:", port_);
+  return absl::StrCat("127.0.0.1:", Port());
 }
 
 std::shared_ptr<grpc::Channel> SpooldProcess::Channel() {

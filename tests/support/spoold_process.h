@@ -1,9 +1,11 @@
 // A real spoold process for integration tests.
 //
-// Forks/execs the spoold binary on a free loopback port against a given
-// database (with --migrate and metrics off), waits until grpc.health.v1
-// reports SERVING, and lets tests kill, terminate and restart it. The binary
-// is the build's spoold ($<TARGET_FILE:spoold>), or $SPOOLD_BIN if set.
+// Forks/execs the spoold binary on a loopback port the OS chose and that stays
+// reserved for it while this object lives (see PortReservation), against a
+// given database (with --migrate and metrics off), waits until
+// grpc.health.v1 reports SERVING, and lets tests kill, terminate and restart
+// it. The binary is the build's spoold ($<TARGET_FILE:spoold>), $SPOOLD_BIN if
+// set, or the one Start() names.
 #pragma once
 
 #include <sys/types.h>
@@ -20,6 +22,7 @@
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
+#include "tests/support/subprocess.h"
 
 namespace spool::testing {
 
@@ -29,8 +32,11 @@ class SpooldProcess {
 
   // Starts `spoold --database_url=URL --listen=127.0.0.1:PORT --migrate
   // --metrics_listen= EXTRA_FLAGS...` and waits up to 20 s for SERVING.
+  // `binary` (a spoold or a wrapper script that execs one) overrides
+  // BinaryPath() when not empty.
   static absl::StatusOr<std::unique_ptr<SpooldProcess>> Start(
-      std::string database_url, std::vector<std::string> extra_flags = {});
+      std::string database_url, std::vector<std::string> extra_flags = {},
+      std::string binary = "");
 
   // SIGKILLs the process if it still runs and removes its temp dir.
   ~SpooldProcess();
@@ -43,7 +49,7 @@ class SpooldProcess {
 
   // "127.0.0.1:PORT"; stays the same across Restart().
   std::string Target() const;
-  int Port() const { return port_; }
+  int Port() const { return port_.port(); }
 
   // A shared channel to Target() (fast reconnects, no message size limit);
   // a new one after Restart().
@@ -91,7 +97,8 @@ class SpooldProcess {
   const std::string log_path_;
   const std::vector<std::string> args_;  // Without --listen.
   const pid_t owner_pid_;
-  int port_ = 0;
+  // Held while this object lives, so Restart() finds the port free too.
+  PortReservation port_;
   int runs_ ABSL_GUARDED_BY(lifecycle_mu_) = 0;
 
   // Serializes start/stop; held while waiting for the process.

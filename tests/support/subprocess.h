@@ -1,4 +1,4 @@
-// Child processes for tests: spawning, reaping, free ports and temp dirs.
+// Child processes for tests: spawning, reaping, ports and temp dirs.
 //
 // Used by TestPostgres and SpooldProcess. Every child is forked from one
 // long-lived helper thread and gets a parent-death signal, so a test binary
@@ -69,8 +69,37 @@ int ExitCode(int wait_status);
 // "exit code 3" / "killed by signal 9 (Killed)".
 std::string DescribeWaitStatus(int wait_status);
 
-// A loopback TCP port that is free right now (bind to port 0).
+// A loopback TCP port that is free right now (bind to port 0). Racy: another
+// process may take it before the caller binds it; servers the tests start
+// use PortReservation instead.
 absl::StatusOr<int> PickFreePort();
+
+// A loopback TCP port the OS chose (bind to 127.0.0.1:0), kept out of
+// everyone else's hands while this object lives: it holds a bound socket with
+// SO_REUSEADDR that never listens. Linux then gives the port to no other
+// bind(port 0) or outgoing connection and refuses it to binders without
+// SO_REUSEADDR, while a server that sets SO_REUSEADDR on its listening socket
+// (PostgreSQL and gRPC both do) can still bind and listen on it. So there is
+// no window between choosing the port and the server binding it, and a
+// server restarted on the same port finds it still free.
+class PortReservation {
+ public:
+  static absl::StatusOr<PortReservation> Reserve();
+
+  PortReservation() = default;
+  PortReservation(PortReservation&& other) noexcept;
+  PortReservation& operator=(PortReservation&& other) noexcept;
+  ~PortReservation();
+
+  // 0 when empty (default-constructed or moved from).
+  int port() const { return port_; }
+
+ private:
+  PortReservation(int fd, int port) : fd_(fd), port_(port) {}
+
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 // mkdtemp with the given name prefix under `parent`, or under $TMPDIR (else
 // /tmp) when `parent` is empty.

@@ -96,14 +96,15 @@ absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start() {
 
   absl::Status last = absl::OkStatus();
   for (int attempt = 0; attempt < kPortAttempts; ++attempt) {
-    absl::StatusOr<int> port = PickFreePort();
+    absl::StatusOr<PortReservation> port = PortReservation::Reserve();
     if (!port.ok()) return port.status();
-    pg->port_ = *port;
+    pg->port_ = *std::move(port);
     if (absl::Status s = pg->WriteConfig(); !s.ok()) return s;
     absl::MutexLock lock(&pg->mu_);
     last = pg->Launch();
     if (last.ok()) return pg;
-    // Another process may have taken the port between pick and bind.
+    // Only a server that binds this very port number with SO_REUSEADDR
+    // (e.g. one configured with a fixed port) can have taken it.
     if (!LooksLikePortInUse(pg->LogTail(4096))) break;
   }
   return last;
@@ -154,7 +155,7 @@ absl::Status TestPostgres::WriteConfig() {
     std::ofstream conf(path, std::ios::trunc);
     conf << "# Written by spool::testing::TestPostgres.\n"
          << "listen_addresses = '127.0.0.1'\n"
-         << "port = " << port_ << "\n"
+         << "port = " << Port() << "\n"
          << "unix_socket_directories = '"
          << absl::StrReplaceAll(dir_, {{"'", "''"}}) << "'\n"
          << "max_connections = 200\n"
@@ -172,7 +173,7 @@ absl::Status TestPostgres::Launch() {
   if (!bin.ok()) return bin.status();
   AppendToFile(LogPath(), absl::StrCat("=== spool test: starting postgres on "
                                        "port ",
-                                       port_, " ===\n"));
+                                       Port(), " ===\n"));
   SpawnOptions options;
   options.argv = {*bin + "/postgres", "-D", DataDir()};
   options.drop_env_prefixes = {"PG"};
@@ -187,7 +188,7 @@ absl::Status TestPostgres::Launch() {
   // Ping through our own unix socket so another server that happens to listen
   // on the same TCP port can never be mistaken for ours.
   const std::string conninfo =
-      absl::StrCat("host='", dir_, "' port=", port_,
+      absl::StrCat("host='", dir_, "' port=", Port(),
                    " user=spool dbname=postgres connect_timeout=2");
   const absl::Time deadline = absl::Now() + kReadyTimeout;
   for (;;) {
@@ -245,10 +246,16 @@ bool TestPostgres::IsRunning() {
   return pid_ > 0;
 }
 
+pid_t TestPostgres::Pid() {
+  absl::MutexLock lock(&mu_);
+  if (pid_ > 0 && TryReap(pid_).has_value()) pid_ = -1;
+  return pid_;
+}
+
 std::string TestPostgres::AdminUrl() const { return UrlFor("postgres"); }
 
 std::string TestPostgres::UrlFor(absl::string_view database) const {
-  return absl::StrCat("postgresql://spool@127.0.0.1:", port_, "/", database);
+  return absl::StrCat("postgresql://spool@127.0.0.1:", Port(), "/", database);
 }
 
 absl::StatusOr<std::string> TestPostgres::CreateDatabase() {

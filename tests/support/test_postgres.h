@@ -1,7 +1,8 @@
 // A throwaway PostgreSQL server for tests.
 //
 // Each test binary starts one server (see SharedPostgres) in a fresh temp dir
-// on a free loopback port, and each test gets isolation from a database of
+// on a loopback port the OS chose and that stays reserved for it (see
+// PortReservation), and each test gets isolation from a database of
 // its own (CreateDatabase). The server keeps durable settings (fsync,
 // synchronous_commit and full_page_writes on) so that crash and restart tests
 // mean something. PostgreSQL refuses to run as root: when the tests run as
@@ -28,7 +29,7 @@ namespace spool::testing {
 class TestPostgres {
  public:
   // initdb into a new temp dir under /tmp, then start the server on
-  // a free 127.0.0.1 port and wait until it accepts connections.
+  // a reserved 127.0.0.1 port and wait until it accepts connections.
   static absl::StatusOr<std::unique_ptr<TestPostgres>> Start();
 
   // Stops the server (fast shutdown) and removes its directory.
@@ -57,7 +58,9 @@ class TestPostgres {
   absl::Status Restart();
 
   bool IsRunning();
-  int Port() const { return port_; }
+  int Port() const { return port_.port(); }
+  // The postmaster's process id, -1 when stopped.
+  pid_t Pid();
   // The temp dir holding data/, the socket and postgres.log.
   const std::string& Dir() const { return dir_; }
   // The end of the server log, for failure messages.
@@ -76,7 +79,8 @@ class TestPostgres {
   const std::string dir_;
   const std::optional<RunAsUser> run_as_;
   const pid_t owner_pid_;  // Only this process stops and removes the server.
-  int port_ = 0;
+  // Held while this object lives, so a restart finds the port free too.
+  PortReservation port_;
   std::atomic<int> next_database_{0};
 
   absl::Mutex mu_;
