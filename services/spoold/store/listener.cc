@@ -1,10 +1,12 @@
 #include "store/listener.h"
 
 #include <algorithm>
+#include <exception>
 #include <pqxx/pqxx>
 
 #include "absl/time/clock.h"
 #include "base/log.h"
+#include "store/pg_error.h"
 
 namespace spool::store {
 namespace {
@@ -59,10 +61,16 @@ void Listener::Run() {
         conn.await_notification(0, 200000);
         if (!conn.is_open()) throw pqxx::broken_connection();
       }
-    } catch (const std::exception& e) {
+    } catch (...) {
+      // Whatever failed, the connection is replaced. The reason is logged
+      // once per outage, not for every failed reconnect.
+      absl::Status s = PgErrorToStatus(
+          std::current_exception(),
+          {.op = "listen", .connection_open = false, .log = connected_},
+          nullptr);
       if (connected_) {
         LogWarning("listener connection lost",
-                   {{"channel", options_.channel}, {"error", e.what()}});
+                   {{"channel", options_.channel}, {"error", s.message()}});
       }
       connected_ = false;
       first = false;

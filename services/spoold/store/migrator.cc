@@ -1,10 +1,13 @@
 #include "store/migrator.h"
 
+#include <exception>
+#include <memory>
 #include <pqxx/pqxx>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "store/pg_error.h"
 
 namespace spool::store {
 namespace {
@@ -27,11 +30,22 @@ std::set<int> AppliedVersions(pqxx::connection& conn) {
   return out;
 }
 
+absl::StatusOr<std::unique_ptr<pqxx::connection>> Open(
+    const std::string& database_url, absl::string_view purpose) {
+  try {
+    return std::make_unique<pqxx::connection>(database_url);
+  } catch (...) {
+    return PgConnectErrorToStatus(std::current_exception(), purpose);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<int> ApplyMigrations(const std::string& database_url) {
+  auto owned = Open(database_url, "to migrate");
+  if (!owned.ok()) return owned.status();
+  pqxx::connection& conn = **owned;
   try {
-    pqxx::connection conn(database_url);
     {
       pqxx::nontransaction tx(conn);
       // Quiet "already exists" notices from CREATE ... IF NOT EXISTS.
@@ -56,20 +70,20 @@ absl::StatusOr<int> ApplyMigrations(const std::string& database_url) {
       tx.exec_params("SELECT pg_advisory_unlock($1)", kMigrationLockKey);
     }
     return applied;
-  } catch (const pqxx::broken_connection& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to PostgreSQL to migrate: ", e.what()));
-  } catch (const pqxx::sql_error& e) {
-    return absl::InternalError(absl::StrCat("migration failed (sqlstate ",
-                                            e.sqlstate(), "): ", e.what()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("migration failed: ", e.what()));
+  } catch (...) {
+    absl::Status s = PgErrorToStatus(
+        std::current_exception(),
+        {.op = "migrate", .connection_open = conn.is_open()}, nullptr);
+    return absl::Status(s.code(),
+                        absl::StrCat("migration failed: ", s.message()));
   }
 }
 
 absl::Status CheckSchemaCurrent(const std::string& database_url) {
+  auto owned = Open(database_url, "");
+  if (!owned.ok()) return owned.status();
+  pqxx::connection& conn = **owned;
   try {
-    pqxx::connection conn(database_url);
     pqxx::nontransaction tx(conn);
     pqxx::row exists =
         tx.exec1("SELECT to_regclass('spool_schema_migrations') IS NOT NULL");
@@ -88,12 +102,13 @@ absl::Status CheckSchemaCurrent(const std::string& database_url) {
       }
     }
     return absl::OkStatus();
-  } catch (const pqxx::broken_connection& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to PostgreSQL: ", e.what()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot read the schema version: ", e.what()));
+  } catch (...) {
+    absl::Status s = PgErrorToStatus(
+        std::current_exception(),
+        {.op = "check_schema", .connection_open = conn.is_open()}, nullptr);
+    return absl::Status(
+        s.code(),
+        absl::StrCat("cannot read the schema version: ", s.message()));
   }
 }
 

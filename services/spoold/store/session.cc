@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "store/pg_codec.h"
+#include "store/pg_error.h"
 
 namespace spool::store {
 namespace {
@@ -492,69 +493,18 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Connect(
     auto conn = std::make_unique<Conn>(url);
     for (const Statement& s : Statements()) conn->c.prepare(s.name, s.sql);
     return std::unique_ptr<Session>(new Session(std::move(conn)));
-  } catch (const pqxx::broken_connection& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to PostgreSQL: ", e.what()));
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot open a PostgreSQL session: ", e.what()));
+  } catch (...) {
+    return PgConnectErrorToStatus(std::current_exception(), "");
   }
 }
 
 absl::Status Session::ConvertException(const char* op) {
-  try {
-    throw;
-  } catch (const pqxx::broken_connection& e) {
-    broken_ = true;
-    LogWarning("database connection lost", {{"op", op}, {"error", e.what()}});
-    // The statement may have committed before the connection went: say so,
-    // so callers retry only what is safe to repeat (e.g. with an
-    // idempotency key).
-    return absl::UnavailableError(
-        "the database connection was lost during the call; it may or may "
-        "not have taken effect");
-  } catch (const pqxx::in_doubt_error& e) {
-    broken_ = true;
-    LogWarning("database commit in doubt", {{"op", op}, {"error", e.what()}});
-    return absl::UnavailableError(
-        "the database connection was lost while committing");
-  } catch (const pqxx::statement_completion_unknown& e) {
-    if (!conn_->c.is_open()) broken_ = true;
-    LogWarning("database statement outcome unknown",
-               {{"op", op}, {"error", e.what()}});
-    return absl::UnavailableError(
-        "the database could not tell whether the call took effect");
-  } catch (const pqxx::transaction_rollback& e) {
-    // Serialization failures and deadlocks (SQLSTATE class 40). In libpqxx 6
-    // these are not sql_errors, so they are caught here.
-    if (!conn_->c.is_open()) broken_ = true;
-    LogWarning("database conflict", {{"op", op}, {"error", e.what()}});
-    return absl::AbortedError("the database aborted a conflicting update");
-  } catch (const pqxx::sql_error& e) {
-    std::string state = e.sqlstate();
-    std::string cls = state.substr(0, 2);
-    LogWarning("database error",
-               {{"op", op}, {"sqlstate", state}, {"error", e.what()}});
-    if (cls == "08" || cls == "57" || !conn_->c.is_open()) {
-      broken_ = true;
-      return absl::UnavailableError("the database is unavailable");
-    }
-    if (cls == "53") {
-      return absl::UnavailableError("the database is out of resources");
-    }
-    if (cls == "40") {
-      return absl::AbortedError("the database aborted a conflicting update");
-    }
-    if (cls == "22") {
-      return absl::InvalidArgumentError("the database rejected a value");
-    }
-    return absl::InternalError(absl::StrCat("database error ", state));
-  } catch (const std::exception& e) {
-    if (!conn_->c.is_open()) broken_ = true;
-    LogWarning("database failure", {{"op", op}, {"error", e.what()}});
-    if (broken_) return absl::UnavailableError("the database is unavailable");
-    return absl::InternalError("unexpected database failure");
-  }
+  bool lost = false;
+  absl::Status status =
+      PgErrorToStatus(std::current_exception(),
+                      {.op = op, .connection_open = conn_->c.is_open()}, &lost);
+  if (lost) broken_ = true;
+  return status;
 }
 
 absl::Status Session::Ping() {

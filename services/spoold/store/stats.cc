@@ -34,6 +34,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "store/pg_error.h"
 
 namespace spool::store {
 namespace {
@@ -111,26 +112,6 @@ SELECT greatest(
   (SELECT coalesce(extract(epoch FROM max(clock_timestamp() - prepared)), 0)
    FROM pg_prepared_xacts WHERE database = current_database()))::float8)sql";
 
-absl::Status ToStatus(const char* what) {
-  try {
-    throw;
-  } catch (const pqxx::broken_connection& e) {
-    return absl::UnavailableError(absl::StrCat(what, ": ", e.what()));
-  } catch (const pqxx::sql_error& e) {
-    const std::string cls = e.sqlstate().substr(0, 2);
-    if (e.sqlstate() == "57014") {  // statement_timeout
-      return absl::DeadlineExceededError(absl::StrCat(what, ": ", e.what()));
-    }
-    if (cls == "08" || cls == "57") {
-      return absl::UnavailableError(absl::StrCat(what, ": ", e.what()));
-    }
-    return absl::InternalError(
-        absl::StrCat(what, ": sqlstate ", e.sqlstate(), ": ", e.what()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
-  }
-}
-
 std::optional<absl::Time> OptionalMicros(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
   return absl::FromUnixMicros(f.as<int64_t>());
@@ -161,8 +142,7 @@ absl::Status StatsReader::Connect() {
     return absl::OkStatus();
   } catch (...) {
     conn_.reset();
-    absl::Status s = ToStatus("stats connection");
-    return absl::UnavailableError(s.message());
+    return PgConnectErrorToStatus(std::current_exception(), "for statistics");
   }
 }
 
@@ -293,9 +273,14 @@ absl::StatusOr<DatabaseStats> StatsReader::Read() {
     out.oldest_transaction_age =
         absl::Seconds(tx.exec1(kOldestTransaction)[0].as<double>());
   } catch (...) {
-    absl::Status s = ToStatus(step);
-    if (!conn_->c.is_open() || absl::IsUnavailable(s)) conn_.reset();
-    return s;
+    bool lost = false;
+    absl::Status s = PgErrorToStatus(std::current_exception(),
+                                     {.op = step,
+                                      .connection_open = conn_->c.is_open(),
+                                      .own_statement_timeout = true},
+                                     &lost);
+    if (lost || absl::IsUnavailable(s)) conn_.reset();
+    return absl::Status(s.code(), absl::StrCat(step, ": ", s.message()));
   }
   return out;
 }
