@@ -192,7 +192,6 @@ class JobQueue {
   bool maintenance_again_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_retention_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::AnyInvocable<void(bool)> health_callback_ ABSL_GUARDED_BY(mu_);
-  uint64_t random_state_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace spool::core
