@@ -9,20 +9,18 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
-#include "store/listener.h"
-#include "store/session.h"
+#include "core/fencing.h"
 
 namespace spool::core {
 namespace {
 
 // Why a fenced change on `job_id` was refused: the job is unknown, or whose
 // lease it is now (read after the refusal, for the message only).
-absl::Status RefusalReason(store::Session* s, int64_t job_id,
+absl::Status RefusalReason(StoreSession* s, int64_t job_id,
                            const std::string& lease_id) {
   auto lease = s->GetJobLease(job_id);
   if (!lease.ok()) return lease.status();
-  return store::LeaseMismatchStatus(job_id, lease->state,
-                                    lease->lease_id == lease_id);
+  return LeaseMismatchStatus(job_id, lease->state, lease->lease_id == lease_id);
 }
 
 std::string JobField(bool batch, size_t i) {
@@ -40,8 +38,8 @@ class JobQueue::PollCall : public LeaseCall,
                            public Waiter,
                            public std::enable_shared_from_this<PollCall> {
  public:
-  PollCall(JobQueue* queue, store::LeaseParams params, bool default_timeout,
-           absl::Time wait_until, Callback<std::vector<store::LeasedJob>> done)
+  PollCall(JobQueue* queue, LeaseParams params, bool default_timeout,
+           absl::Time wait_until, Callback<std::vector<LeasedJob>> done)
       : jq_(queue),
         params_(std::move(params)),
         default_timeout_(default_timeout),
@@ -49,12 +47,12 @@ class JobQueue::PollCall : public LeaseCall,
         done_(std::move(done)) {}
 
   void Start() {
-    if (wait_until_ > absl::Now()) {
+    if (wait_until_ > jq_->clock_->Now()) {
       auto self = shared_from_this();
       // Under mu_: the timer may fire (and Finish read timer_id_) at once.
       absl::MutexLock lock(&mu_);
-      timer_id_ = jq_->timer_.Schedule(wait_until_, [self] {
-        self->Finish(std::vector<store::LeasedJob>(), /*timed_out=*/true);
+      timer_id_ = jq_->clock_->Schedule(wait_until_, [self] {
+        self->Finish(std::vector<LeasedJob>(), /*timed_out=*/true);
       });
     }
     Submit();
@@ -68,7 +66,7 @@ class JobQueue::PollCall : public LeaseCall,
   int Capacity() const override { return params_.max_jobs; }
 
   // Ends the wait with no jobs (server shutdown).
-  void FinishEmpty() { Finish(std::vector<store::LeasedJob>()); }
+  void FinishEmpty() { Finish(std::vector<LeasedJob>()); }
 
  private:
   bool finished() {
@@ -78,18 +76,18 @@ class JobQueue::PollCall : public LeaseCall,
 
   void Submit() {
     auto self = shared_from_this();
-    jq_->pool_->Submit([self](absl::StatusOr<store::Session*> session) {
+    jq_->pool_->Submit([self](absl::StatusOr<StoreSession*> session) {
       self->Attempt(session);
     });
   }
 
-  void Attempt(absl::StatusOr<store::Session*> session) {
+  void Attempt(absl::StatusOr<StoreSession*> session) {
     if (finished()) return;
     if (!session.ok()) {
       Finish(session.status());
       return;
     }
-    store::Session* s = *session;
+    StoreSession* s = *session;
     if (default_timeout_) {
       auto config = jq_->QueueConfigFor(s, params_.queue);
       if (!config.ok()) {
@@ -100,9 +98,9 @@ class JobQueue::PollCall : public LeaseCall,
       default_timeout_ = false;
     }
     const uint64_t generation = jq_->hub_.Generation(params_.queue);
-    absl::Time start = absl::Now();
+    absl::Time start = jq_->clock_->Now();
     auto jobs = s->Lease(params_);
-    jq_->observer_->OnDatabaseRoundTrip("lease", absl::Now() - start);
+    jq_->observer_->OnDatabaseRoundTrip("lease", jq_->clock_->Now() - start);
     if (!jobs.ok()) {
       Finish(jobs.status());
       return;
@@ -113,10 +111,10 @@ class JobQueue::PollCall : public LeaseCall,
       if (static_cast<int>(n) == params_.max_jobs) {
         jq_->hub_.Notify(params_.queue, 1);
       }
-      std::vector<store::LeasedJob> copy;
+      std::vector<LeasedJob> copy;
       copy.reserve(n);
       for (const auto& j : *jobs) {
-        store::LeasedJob k;
+        LeasedJob k;
         k.job_id = j.job_id;
         k.lease_id = j.lease_id;
         copy.push_back(std::move(k));
@@ -138,8 +136,8 @@ class JobQueue::PollCall : public LeaseCall,
       }
       return;
     }
-    if (jq_->shutting_down_ || absl::Now() >= wait_until_) {
-      Finish(std::vector<store::LeasedJob>());
+    if (jq_->shutting_down_ || jq_->clock_->Now() >= wait_until_) {
+      Finish(std::vector<LeasedJob>());
       return;
     }
     if (!jq_->hub_.Register(params_.queue, generation, shared_from_this())) {
@@ -152,10 +150,10 @@ class JobQueue::PollCall : public LeaseCall,
 
   // Ends the call once (later calls return false). A timeout is counted
   // before the reply leaves, so a client never sees it uncounted.
-  bool Finish(absl::StatusOr<std::vector<store::LeasedJob>> result,
+  bool Finish(absl::StatusOr<std::vector<LeasedJob>> result,
               bool timed_out = false) {
-    Callback<std::vector<store::LeasedJob>> done;
-    Timer::Id timer_id;
+    Callback<std::vector<LeasedJob>> done;
+    Clock::TimerId timer_id;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return false;
@@ -164,27 +162,30 @@ class JobQueue::PollCall : public LeaseCall,
       timer_id = timer_id_;
     }
     jq_->hub_.Unregister(params_.queue, this);
-    if (timer_id != 0) jq_->timer_.Cancel(timer_id);
+    if (timer_id != 0) jq_->clock_->Cancel(timer_id);
     if (timed_out) jq_->observer_->OnLongPollTimeout(params_.queue);
     done(std::move(result));
     return true;
   }
 
   JobQueue* const jq_;
-  store::LeaseParams params_;
+  LeaseParams params_;
   bool default_timeout_;
   const absl::Time wait_until_;
   absl::Mutex mu_;
-  Timer::Id timer_id_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimerId timer_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  Callback<std::vector<store::LeasedJob>> done_ ABSL_GUARDED_BY(mu_);
+  Callback<std::vector<LeasedJob>> done_ ABSL_GUARDED_BY(mu_);
 };
 
-JobQueue::JobQueue(store::SessionPool* pool, JobQueueOptions options,
-                   Observer* observer)
-    : pool_(pool),
+JobQueue::JobQueue(Executor* executor, JobQueueOptions options,
+                   Observer* observer, Clock* clock, ListenerFactory listen)
+    : pool_(executor),
       options_(std::move(options)),
-      observer_(observer != nullptr ? observer : &null_observer_) {
+      observer_(observer != nullptr ? observer : &null_observer_),
+      own_clock_(clock == nullptr ? std::make_unique<Timer>() : nullptr),
+      clock_(clock != nullptr ? clock : own_clock_.get()),
+      listen_(std::move(listen)) {
   typename GroupCommit<PendingEnqueue>::Options eo;
   eo.max_in_flight = options_.group_commit_in_flight;
   enqueues_ = std::make_unique<GroupCommit<PendingEnqueue>>(
@@ -194,7 +195,7 @@ JobQueue::JobQueue(store::SessionPool* pool, JobQueueOptions options,
         for (const JobInput& j : p.jobs) bytes += j.payload.size();
         return std::make_pair(p.jobs.size(), bytes);
       },
-      [this](absl::StatusOr<store::Session*> s,
+      [this](absl::StatusOr<StoreSession*> s,
              std::vector<PendingEnqueue>& group) {
         ProcessEnqueues(s, group);
       });
@@ -204,30 +205,30 @@ JobQueue::JobQueue(store::SessionPool* pool, JobQueueOptions options,
       pool_, ao,
       [](const PendingAck& p) {
         size_t bytes = 0;
-        for (const store::Completion& c : p.valid) bytes += c.result.size();
+        for (const Completion& c : p.valid) bytes += c.result.size();
         return std::make_pair(p.valid.size(), bytes);
       },
-      [this](absl::StatusOr<store::Session*> s,
-             std::vector<PendingAck>& group) { ProcessAcks(s, group); });
+      [this](absl::StatusOr<StoreSession*> s, std::vector<PendingAck>& group) {
+        ProcessAcks(s, group);
+      });
 }
 
 JobQueue::~JobQueue() { Stop(); }
 
 void JobQueue::Start() {
-  if (options_.listen) {
-    store::Listener::Options lo;
-    lo.database_url = options_.database_url;
+  if (options_.listen && listen_) {
+    NotificationListener::Options lo;
     lo.channel = options_.notify_channel;
     lo.on_notify = [this](const std::string& payload) {
       OnNotification(payload);
     };
     // Notifications sent while disconnected are lost: look again everywhere.
     lo.on_reconnect = [this] { hub_.NotifyEachQueue(); };
-    listener_ = std::make_unique<store::Listener>(std::move(lo));
+    listener_ = listen_(std::move(lo));
     listener_->Start();
   }
   ScheduleHealthCheck();
-  ScheduleMaintenance(absl::Now());
+  ScheduleMaintenance(clock_->Now());
   ScheduleFallbackPoll();
 }
 
@@ -241,7 +242,7 @@ void JobQueue::BeginShutdown() {
 void JobQueue::Stop() {
   if (stopped_.exchange(true)) return;
   BeginShutdown();
-  timer_.Shutdown();
+  clock_->Shutdown();
   if (listener_) listener_->Stop();
 }
 
@@ -255,9 +256,9 @@ double JobQueue::RandomUnit() {
   return absl::Uniform(gen, 0.0, 1.0);
 }
 
-absl::StatusOr<store::QueueConfig> JobQueue::QueueConfigFor(
-    store::Session* session, const std::string& name) {
-  absl::Time now = absl::Now();
+absl::StatusOr<QueueConfig> JobQueue::QueueConfigFor(StoreSession* session,
+                                                     const std::string& name) {
+  absl::Time now = clock_->Now();
   {
     absl::MutexLock lock(&mu_);
     auto it = queue_cache_.find(name);
@@ -273,7 +274,7 @@ absl::StatusOr<store::QueueConfig> JobQueue::QueueConfigFor(
 }
 
 void JobQueue::Enqueue(std::vector<JobInput> jobs, bool batch,
-                       Callback<std::vector<store::EnqueueResult>> done) {
+                       Callback<std::vector<EnqueueResult>> done) {
   const Limits& limits = options_.limits;
   if (static_cast<int>(jobs.size()) > limits.max_batch_jobs) {
     done(absl::InvalidArgumentError(
@@ -282,10 +283,10 @@ void JobQueue::Enqueue(std::vector<JobInput> jobs, bool batch,
     return;
   }
   if (jobs.empty()) {
-    done(std::vector<store::EnqueueResult>());
+    done(std::vector<EnqueueResult>());
     return;
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (absl::Status s = ValidateJob(jobs[i], limits, now, JobField(batch, i));
         !s.ok()) {
@@ -296,15 +297,15 @@ void JobQueue::Enqueue(std::vector<JobInput> jobs, bool batch,
   enqueues_->Add(PendingEnqueue{std::move(jobs), std::move(done)});
 }
 
-void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
+void JobQueue::ProcessEnqueues(absl::StatusOr<StoreSession*> session,
                                std::vector<PendingEnqueue>& group) {
   if (!session.ok()) {
     for (PendingEnqueue& p : group) p.done(session.status());
     return;
   }
-  store::Session* s = *session;
+  StoreSession* s = *session;
   // Settings of each distinct queue.
-  absl::flat_hash_map<std::string, store::QueueConfig> configs;
+  absl::flat_hash_map<std::string, QueueConfig> configs;
   for (const PendingEnqueue& p : group) {
     for (const JobInput& j : p.jobs) {
       if (configs.contains(j.queue)) continue;
@@ -331,7 +332,7 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
     int row = -1;      // Row inserted for this job, or
     int same_as = -1;  // the row of the job with the same key.
   };
-  std::vector<store::NewJob> rows;
+  std::vector<NewJob> rows;
   std::vector<std::vector<Slot>> slots(group.size());
   std::vector<bool> accepted(group.size(), true);
   std::vector<absl::Status> refused(group.size());
@@ -339,8 +340,7 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
   // that would overfill a queue is refused alone) and builds their rows.
   // With depth limits the jobs are copied, not moved: the transaction may be
   // tried twice.
-  auto plan = [&](const store::QueueDepths* depths)
-      -> const std::vector<store::NewJob>& {
+  auto plan = [&](const QueueDepths* depths) -> const std::vector<NewJob>& {
     rows.clear();
     absl::flat_hash_map<std::string, int64_t> depth;
     for (size_t r = 0; r < group.size(); ++r) {
@@ -353,7 +353,7 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
         if (depths->contains(j.queue)) ++adds[j.queue];
       }
       for (const auto& [name, count] : adds) {
-        const store::QueueDepth& d = depths->at(name);
+        const QueueDepth& d = depths->at(name);
         auto it = depth.try_emplace(name, d.depth).first;
         if (it->second + count > d.max_depth) {
           accepted[r] = false;
@@ -384,8 +384,8 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
             continue;
           }
         }
-        const store::QueueConfig& config = configs[in.queue];
-        store::NewJob row;
+        const QueueConfig& config = configs[in.queue];
+        NewJob row;
         row.queue = std::move(in.queue);
         row.payload = std::move(in.payload);
         row.priority = static_cast<int16_t>(in.priority);
@@ -403,8 +403,8 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
     }
     return rows;
   };
-  absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<store::EnqueueResult>> inserted;
+  absl::Time start = clock_->Now();
+  absl::StatusOr<std::vector<EnqueueResult>> inserted;
   if (limited.empty()) {
     plan(nullptr);
     inserted = s->Enqueue(rows);
@@ -412,8 +412,7 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
       inserted = s->Enqueue(rows);  // A serialization conflict: once more.
     }
   } else {
-    auto by_depth =
-        [&](const store::QueueDepths& d) -> const std::vector<store::NewJob>& {
+    auto by_depth = [&](const QueueDepths& d) -> const std::vector<NewJob>& {
       return plan(&d);
     };
     // The bound is recounted at least as often as settings are reloaded,
@@ -424,7 +423,7 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
       inserted = s->EnqueueWithinDepth(limited, recount, by_depth);
     }
   }
-  observer_->OnDatabaseRoundTrip("enqueue", absl::Now() - start);
+  observer_->OnDatabaseRoundTrip("enqueue", clock_->Now() - start);
   observer_->OnEnqueueBatch(static_cast<int64_t>(rows.size()));
   if (!inserted.ok()) {
     // Nothing was written; a request refused for depth keeps its answer.
@@ -439,10 +438,10 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
   absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> counts;
   absl::flat_hash_map<std::string, int64_t> ready;
   absl::Time earliest = absl::InfiniteFuture();
-  std::vector<std::vector<store::EnqueueResult>> outs(group.size());
+  std::vector<std::vector<EnqueueResult>> outs(group.size());
   for (size_t r = 0; r < group.size(); ++r) {
     if (!accepted[r]) continue;
-    std::vector<store::EnqueueResult>& out = outs[r];
+    std::vector<EnqueueResult>& out = outs[r];
     out.resize(slots[r].size());
     for (size_t i = 0; i < slots[r].size(); ++i) {
       const Slot& slot = slots[r][i];
@@ -479,12 +478,12 @@ void JobQueue::ProcessEnqueues(absl::StatusOr<store::Session*> session,
 
 std::shared_ptr<LeaseCall> JobQueue::Lease(
     LeaseInput input, absl::Time deadline,
-    Callback<std::vector<store::LeasedJob>> done) {
+    Callback<std::vector<LeasedJob>> done) {
   if (absl::Status s = ValidateLease(input, options_.limits); !s.ok()) {
     done(s);
     return nullptr;
   }
-  store::LeaseParams params;
+  LeaseParams params;
   params.queue = std::move(input.queue);
   params.max_jobs = input.max_jobs == 0 ? 1 : input.max_jobs;
   params.max_bytes = options_.limits.max_lease_bytes;
@@ -494,7 +493,7 @@ std::shared_ptr<LeaseCall> JobQueue::Lease(
   absl::Duration wait = std::min(input.wait.value_or(absl::ZeroDuration()),
                                  options_.limits.max_wait);
   if (shutting_down_) wait = absl::ZeroDuration();
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   absl::Time wait_until = now + wait;
   if (deadline != absl::InfiniteFuture()) {
     wait_until = std::min(wait_until, deadline - options_.deadline_margin);
@@ -525,10 +524,10 @@ void JobQueue::FlushNotifications() {
     // A send in flight or armed will take what is pending.
     if (pending_notify_.empty()) return;
     if (notify_in_flight_ || notify_armed_) return;
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     if (now < next_notify_) {
       notify_armed_ = true;
-      timer_.Schedule(next_notify_, [this] {
+      clock_->Schedule(next_notify_, [this] {
         {
           absl::MutexLock lock(&mu_);
           notify_armed_ = false;
@@ -548,7 +547,7 @@ void JobQueue::SendNotifications() {
   // One NOTIFY carries every queue that got jobs since the last one, and
   // NOTIFYs are at least notify_interval apart: a burst of enqueues costs
   // one notification, sent outside the job-writing statement.
-  pool_->Submit([this](absl::StatusOr<store::Session*> session) {
+  pool_->Submit([this](absl::StatusOr<StoreSession*> session) {
     std::vector<std::string> queues;
     {
       absl::MutexLock lock(&mu_);
@@ -571,7 +570,7 @@ void JobQueue::SendNotifications() {
     {
       absl::MutexLock lock(&mu_);
       notify_in_flight_ = false;
-      next_notify_ = absl::Now() + options_.notify_interval;
+      next_notify_ = clock_->Now() + options_.notify_interval;
       again = !pending_notify_.empty();
     }
     // Queues that arrived meanwhile go out after the interval.
@@ -590,9 +589,9 @@ void JobQueue::OnNotification(const std::string& payload) {
 void JobQueue::NoteScheduled(absl::Time when) {
   absl::MutexLock lock(&mu_);
   if (stopped_ || when >= scheduled_wakeup_) return;
-  if (scheduled_timer_ != 0) timer_.Cancel(scheduled_timer_);
+  if (scheduled_timer_ != 0) clock_->Cancel(scheduled_timer_);
   scheduled_wakeup_ = when;
-  scheduled_timer_ = timer_.Schedule(when, [this] {
+  scheduled_timer_ = clock_->Schedule(when, [this] {
     {
       absl::MutexLock lock(&mu_);
       scheduled_wakeup_ = absl::InfiniteFuture();
@@ -604,22 +603,22 @@ void JobQueue::NoteScheduled(absl::Time when) {
 
 void JobQueue::ScheduleMaintenance(absl::Time when) {
   if (stopped_) return;
-  timer_.Schedule(when, [this] {
+  clock_->Schedule(when, [this] {
     bool retention;
     {
       absl::MutexLock lock(&mu_);
-      retention = absl::Now() >= next_retention_;
+      retention = clock_->Now() >= next_retention_;
       if (retention)
-        next_retention_ = absl::Now() + options_.retention_interval;
+        next_retention_ = clock_->Now() + options_.retention_interval;
     }
     RunMaintenance(retention);
-    ScheduleMaintenance(absl::Now() + options_.maintenance_interval);
+    ScheduleMaintenance(clock_->Now() + options_.maintenance_interval);
   });
 }
 
 void JobQueue::ScheduleFallbackPoll() {
   if (stopped_) return;
-  timer_.Schedule(absl::Now() + options_.fallback_poll, [this] {
+  clock_->Schedule(clock_->Now() + options_.fallback_poll, [this] {
     // Every queue with waiters looks once more, in case a wake-up was lost.
     hub_.NotifyEachQueue();
     ScheduleFallbackPoll();
@@ -635,11 +634,11 @@ void JobQueue::RunMaintenance(bool retention) {
     }
     maintenance_running_ = true;
   }
-  pool_->Submit([this, retention](absl::StatusOr<store::Session*> session) {
+  pool_->Submit([this, retention](absl::StatusOr<StoreSession*> session) {
     // One pass; a lost connection ends it (the next pass reconnects).
     if (session.ok())
       [&] {
-        store::Session* s = *session;
+        StoreSession* s = *session;
         const int batch = options_.maintenance_batch;
         constexpr int kMaxBatches = 10;
         for (int i = 0; i < kMaxBatches; ++i) {
@@ -704,12 +703,12 @@ void JobQueue::RunMaintenance(bool retention) {
 
 void JobQueue::ScheduleHealthCheck() {
   if (stopped_) return;
-  pool_->Submit([this](absl::StatusOr<store::Session*> session) {
+  pool_->Submit([this](absl::StatusOr<StoreSession*> session) {
     bool ok = session.ok() && (*session)->Ping().ok();
     SetHealthy(ok);
     if (!stopped_) {
-      timer_.Schedule(absl::Now() + options_.health_interval,
-                      [this] { ScheduleHealthCheck(); });
+      clock_->Schedule(clock_->Now() + options_.health_interval,
+                       [this] { ScheduleHealthCheck(); });
     }
   });
 }
@@ -731,7 +730,7 @@ void JobQueue::Ack(std::vector<CompletionInput> completions,
     return;
   }
   std::vector<absl::Status> results(completions.size());
-  std::vector<store::Completion> valid;
+  std::vector<Completion> valid;
   std::vector<size_t> index;
   for (size_t i = 0; i < completions.size(); ++i) {
     const std::string field = absl::StrCat("completions[", i, "]");
@@ -753,7 +752,7 @@ void JobQueue::Ack(std::vector<CompletionInput> completions,
                        " bytes; the limit is ", limits.max_result_bytes));
       continue;
     }
-    store::Completion c;
+    Completion c;
     c.job_id = *id;
     c.lease_id = std::move(completions[i].lease_id);
     c.result = std::move(completions[i].result);
@@ -768,19 +767,19 @@ void JobQueue::Ack(std::vector<CompletionInput> completions,
                         std::move(done)});
 }
 
-void JobQueue::ProcessAcks(absl::StatusOr<store::Session*> session,
+void JobQueue::ProcessAcks(absl::StatusOr<StoreSession*> session,
                            std::vector<PendingAck>& group) {
   if (!session.ok()) {
     for (PendingAck& p : group) p.done(session.status());
     return;
   }
-  std::vector<store::Completion> all;
+  std::vector<Completion> all;
   for (PendingAck& p : group) {
-    for (store::Completion& c : p.valid) all.push_back(std::move(c));
+    for (Completion& c : p.valid) all.push_back(std::move(c));
   }
-  absl::Time start = absl::Now();
+  absl::Time start = clock_->Now();
   auto acked = (*session)->Ack(all);
-  observer_->OnDatabaseRoundTrip("ack", absl::Now() - start);
+  observer_->OnDatabaseRoundTrip("ack", clock_->Now() - start);
   observer_->OnAckBatch(static_cast<int64_t>(all.size()));
   if (!acked.ok()) {
     for (PendingAck& p : group) p.done(acked.status());
@@ -789,7 +788,7 @@ void JobQueue::ProcessAcks(absl::StatusOr<store::Session*> session,
   size_t k = 0;
   for (PendingAck& p : group) {
     for (size_t i = 0; i < p.index.size(); ++i, ++k) {
-      store::AckItem& item = (*acked)[k];
+      AckItem& item = (*acked)[k];
       p.results[p.index[i]] = item.status;
       if (item.status.ok()) {
         observer_->OnAcked(item.queue,
@@ -800,7 +799,7 @@ void JobQueue::ProcessAcks(absl::StatusOr<store::Session*> session,
   }
 }
 
-void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
+void JobQueue::Nack(NackInput input, Callback<NackResult> done) {
   auto id = ParseJobId(input.job_id, "job_id");
   if (!id.ok()) {
     done(id.status());
@@ -822,7 +821,7 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
       return;
     }
   }
-  store::NackParams params;
+  NackParams params;
   params.job_id = *id;
   params.lease_id = std::move(input.lease_id);
   params.error =
@@ -831,12 +830,12 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
   params.retry_delay = input.retry_delay;
   params.backoff_unit = RandomUnit();
   pool_->Submit([this, params = std::move(params), done = std::move(done)](
-                    absl::StatusOr<store::Session*> session) mutable {
+                    absl::StatusOr<StoreSession*> session) mutable {
     if (!session.ok()) {
       done(session.status());
       return;
     }
-    store::Session* s = *session;
+    StoreSession* s = *session;
     auto result = s->Nack(params);
     if (absl::IsFailedPrecondition(result.status())) {
       done(RefusalReason(s, params.job_id, params.lease_id));
@@ -846,13 +845,12 @@ void JobQueue::Nack(NackInput input, Callback<store::NackResult> done) {
       done(result.status());
       return;
     }
-    const store::NackResult r = *result;
-    observer_->OnNacked(r.queue, r.state == store::JobState::kDead,
-                        r.processing);
+    const NackResult r = *result;
+    observer_->OnNacked(r.queue, r.state == JobState::kDead, r.processing);
     done(std::move(result));
-    if (r.state == store::JobState::kReady) {
+    if (r.state == JobState::kReady) {
       JobsReady(r.queue, 1, true);
-    } else if (r.state == store::JobState::kScheduled && r.next_run_at) {
+    } else if (r.state == JobState::kScheduled && r.next_run_at) {
       NoteScheduled(*r.next_run_at);
     }
   });
@@ -878,47 +876,47 @@ void JobQueue::ExtendLease(std::string job_id, std::string lease_id,
       return;
     }
   }
-  pool_->Submit([this, job = *id, lease_id = std::move(lease_id),
-                 visibility_timeout, done = std::move(done)](
-                    absl::StatusOr<store::Session*> session) mutable {
-    if (!session.ok()) {
-      done(session.status());
-      return;
-    }
-    store::Session* s = *session;
-    absl::Duration timeout;
-    if (visibility_timeout.has_value()) {
-      timeout = *visibility_timeout;
-    } else {
-      auto lease = s->GetJobLease(job);
-      if (!lease.ok()) {
-        done(lease.status());
-        return;
-      }
-      auto config = QueueConfigFor(s, lease->queue);
-      if (!config.ok()) {
-        done(config.status());
-        return;
-      }
-      timeout = config->visibility_timeout;
-    }
-    auto expires = s->ExtendLease(job, lease_id, timeout);
-    if (absl::IsFailedPrecondition(expires.status())) {
-      done(RefusalReason(s, job, lease_id));
-      return;
-    }
-    done(std::move(expires));
-  });
+  pool_->Submit(
+      [this, job = *id, lease_id = std::move(lease_id), visibility_timeout,
+       done = std::move(done)](absl::StatusOr<StoreSession*> session) mutable {
+        if (!session.ok()) {
+          done(session.status());
+          return;
+        }
+        StoreSession* s = *session;
+        absl::Duration timeout;
+        if (visibility_timeout.has_value()) {
+          timeout = *visibility_timeout;
+        } else {
+          auto lease = s->GetJobLease(job);
+          if (!lease.ok()) {
+            done(lease.status());
+            return;
+          }
+          auto config = QueueConfigFor(s, lease->queue);
+          if (!config.ok()) {
+            done(config.status());
+            return;
+          }
+          timeout = config->visibility_timeout;
+        }
+        auto expires = s->ExtendLease(job, lease_id, timeout);
+        if (absl::IsFailedPrecondition(expires.status())) {
+          done(RefusalReason(s, job, lease_id));
+          return;
+        }
+        done(std::move(expires));
+      });
 }
 
-void JobQueue::GetJob(std::string job_id, Callback<store::Job> done) {
+void JobQueue::GetJob(std::string job_id, Callback<Job> done) {
   auto id = ParseJobId(job_id, "job_id");
   if (!id.ok()) {
     done(id.status());
     return;
   }
   pool_->Submit([job = *id, done = std::move(done)](
-                    absl::StatusOr<store::Session*> session) mutable {
+                    absl::StatusOr<StoreSession*> session) mutable {
     if (!session.ok()) {
       done(session.status());
       return;

@@ -26,23 +26,20 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/executor.h"
 #include "core/group_commit.h"
 #include "core/limits.h"
+#include "core/listener.h"
 #include "core/observer.h"
 #include "core/timer.h"
+#include "core/types.h"
 #include "core/validation.h"
 #include "core/wake_hub.h"
-#include "store/pool.h"
-#include "store/types.h"
-
-namespace spool::store {
-class Listener;
-}  // namespace spool::store
 
 namespace spool::core {
 
 struct JobQueueOptions {
-  std::string database_url;
   Limits limits;
   // How long a queue's settings are cached before being read again.
   absl::Duration queue_config_ttl = absl::Seconds(5);
@@ -84,8 +81,12 @@ using Callback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
 class JobQueue {
  public:
-  JobQueue(store::SessionPool* pool, JobQueueOptions options,
-           Observer* observer = nullptr);
+  // `executor` runs every storage call; `clock` (default: a real Timer of
+  // its own) times waits and background work; `listen` creates the
+  // cross-replica listener when options.listen (none when null).
+  JobQueue(Executor* executor, JobQueueOptions options,
+           Observer* observer = nullptr, Clock* clock = nullptr,
+           ListenerFactory listen = nullptr);
   ~JobQueue();
 
   // Starts the listener, the health check and maintenance.
@@ -100,21 +101,20 @@ class JobQueue {
 
   // `batch` decides how errors name a job: "jobs[i]" rather than "job".
   void Enqueue(std::vector<JobInput> jobs, bool batch,
-               Callback<std::vector<store::EnqueueResult>> done);
+               Callback<std::vector<EnqueueResult>> done);
 
   // `deadline` is the caller's deadline (InfiniteFuture if none).
-  std::shared_ptr<LeaseCall> Lease(
-      LeaseInput input, absl::Time deadline,
-      Callback<std::vector<store::LeasedJob>> done);
+  std::shared_ptr<LeaseCall> Lease(LeaseInput input, absl::Time deadline,
+                                   Callback<std::vector<LeasedJob>> done);
 
   // One status per completion, in order.
   void Ack(std::vector<CompletionInput> completions,
            Callback<std::vector<absl::Status>> done);
-  void Nack(NackInput input, Callback<store::NackResult> done);
+  void Nack(NackInput input, Callback<NackResult> done);
   void ExtendLease(std::string job_id, std::string lease_id,
                    std::optional<absl::Duration> visibility_timeout,
                    Callback<absl::Time> done);
-  void GetJob(std::string job_id, Callback<store::Job> done);
+  void GetJob(std::string job_id, Callback<Job> done);
 
   // True while the database answered the last health ping.
   bool Healthy() const { return healthy_.load(); }
@@ -133,21 +133,21 @@ class JobQueue {
 
   struct PendingEnqueue {
     std::vector<JobInput> jobs;
-    Callback<std::vector<store::EnqueueResult>> done;
+    Callback<std::vector<EnqueueResult>> done;
   };
   struct PendingAck {
-    std::vector<store::Completion> valid;
+    std::vector<Completion> valid;
     std::vector<size_t> index;  // Position of each valid completion.
     std::vector<absl::Status> results;
     Callback<std::vector<absl::Status>> done;
   };
-  void ProcessEnqueues(absl::StatusOr<store::Session*> session,
+  void ProcessEnqueues(absl::StatusOr<StoreSession*> session,
                        std::vector<PendingEnqueue>& group);
-  void ProcessAcks(absl::StatusOr<store::Session*> session,
+  void ProcessAcks(absl::StatusOr<StoreSession*> session,
                    std::vector<PendingAck>& group);
 
-  absl::StatusOr<store::QueueConfig> QueueConfigFor(store::Session* session,
-                                                    const std::string& name);
+  absl::StatusOr<QueueConfig> QueueConfigFor(StoreSession* session,
+                                             const std::string& name);
   void Publish(const std::string& queue);
   void FlushNotifications();
   void SendNotifications();
@@ -160,13 +160,15 @@ class JobQueue {
   void SetHealthy(bool healthy);
   double RandomUnit();
 
-  store::SessionPool* const pool_;
+  Executor* const pool_;
   const JobQueueOptions options_;
   Observer* const observer_;
   Observer null_observer_;
   WakeHub hub_;
-  Timer timer_;
-  std::unique_ptr<store::Listener> listener_;
+  std::unique_ptr<Clock> own_clock_;
+  Clock* const clock_;
+  ListenerFactory listen_;
+  std::unique_ptr<NotificationListener> listener_;
   std::unique_ptr<GroupCommit<PendingEnqueue>> enqueues_;
   std::unique_ptr<GroupCommit<PendingAck>> acks_;
 
@@ -176,7 +178,7 @@ class JobQueue {
 
   absl::Mutex mu_;
   struct CachedQueue {
-    store::QueueConfig config;
+    QueueConfig config;
     absl::Time expires;
   };
   absl::flat_hash_map<std::string, CachedQueue> queue_cache_
@@ -187,7 +189,7 @@ class JobQueue {
   absl::Time next_notify_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // The armed wake-up for the earliest scheduled job.
   absl::Time scheduled_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  Timer::Id scheduled_timer_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimerId scheduled_timer_ ABSL_GUARDED_BY(mu_) = 0;
   bool maintenance_running_ ABSL_GUARDED_BY(mu_) = false;
   bool maintenance_again_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_retention_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -8,6 +8,8 @@ Timer::Timer() : thread_([this] { Run(); }) {}
 
 Timer::~Timer() { Shutdown(); }
 
+absl::Time Timer::Now() { return absl::Now(); }
+
 Timer::Id Timer::Schedule(absl::Time when, absl::AnyInvocable<void()> fn) {
   absl::MutexLock lock(&mu_);
   Id id = next_id_++;

@@ -1,6 +1,6 @@
-// Timer: one thread running callbacks at given times (long-poll deadlines,
-// wake-ups for delayed jobs, periodic maintenance). Callbacks must be short:
-// they hand real work to the SessionPool.
+// Timer: the real-time Clock. One thread runs the callbacks at their times
+// (long-poll deadlines, wake-ups for delayed jobs, periodic maintenance).
+// Callbacks must be short: they hand real work to the Executor.
 #pragma once
 
 #include <cstdint>
@@ -13,22 +13,25 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
 
 namespace spool::core {
 
-class Timer {
+class Timer : public Clock {
  public:
-  using Id = uint64_t;
+  using Id = TimerId;
 
   Timer();
-  ~Timer();
+  ~Timer() override;
 
+  // absl::Now().
+  absl::Time Now() override;
   // Runs `fn` on the timer thread at or soon after `when`.
-  Id Schedule(absl::Time when, absl::AnyInvocable<void()> fn);
+  Id Schedule(absl::Time when, absl::AnyInvocable<void()> fn) override;
   // True when the callback was removed before it started.
-  bool Cancel(Id id);
+  bool Cancel(Id id) override;
   // Drops pending callbacks and joins the thread.
-  void Shutdown();
+  void Shutdown() override;
 
  private:
   void Run();

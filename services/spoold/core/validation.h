@@ -13,7 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/limits.h"
-#include "store/types.h"
+#include "core/types.h"
 
 namespace spool::core {
 
@@ -26,7 +26,7 @@ struct JobInput {
   std::optional<absl::Time> run_at;
   int32_t max_attempts = 0;  // 0: the queue's default.
   std::string idempotency_key;
-  store::Headers headers;
+  Headers headers;
 };
 
 struct LeaseInput {
