@@ -139,11 +139,10 @@ grpc::ServerUnaryReactor* JobService::EnqueueBatch(
   if (!Enter()) {
     return FinishUncounted(ctx, absl::UnavailableError(kDraining));
   }
-  if (req->jobs_size() > queue_->limits().max_batch_jobs) {
-    return Reject(ctx,
-                  absl::InvalidArgumentError(absl::StrCat(
-                      "jobs has ", req->jobs_size(), " entries; the limit is ",
-                      queue_->limits().max_batch_jobs, " per call")));
+  if (absl::Status s = core::ValidateEnqueueBatchSize(
+          static_cast<size_t>(req->jobs_size()), queue_->limits());
+      !s.ok()) {
+    return Reject(ctx, s);
   }
   std::vector<core::JobInput> jobs;
   jobs.reserve(req->jobs_size());
