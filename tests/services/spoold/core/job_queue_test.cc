@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "core/health_monitor.h"
 #include "core/maintenance.h"
 #include "core/notifier.h"
+#include "core/queue_config_cache.h"
 #include "fakes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -343,6 +345,80 @@ TEST_F(MaintenanceTest, ReapedLeasesWakeTheirQueue) {
   executor_.RunAll(&store_);
   EXPECT_EQ(ready_, (std::vector<std::pair<std::string, int64_t>>{{"q", 3}}));
   maintenance_.Stop();
+}
+
+// --- Queue settings cache and health ---
+
+TEST(QueueConfigCacheTest, ReadsTheStoreAgainOnlyAfterTheTtl) {
+  ManualClock clock;
+  NiceMock<MockStoreSession> store;
+  store.SetQuietDefaults();
+  EXPECT_CALL(store, EnsureQueue("q")).Times(2);
+  QueueConfigCache cache(&clock, absl::Seconds(5));
+  ASSERT_TRUE(cache.Get(&store, "q").ok());
+  clock.Advance(absl::Seconds(4));
+  ASSERT_TRUE(cache.Get(&store, "q").ok());  // Cached.
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(cache.Get(&store, "q").ok());  // Expired: read again.
+}
+
+TEST(QueueConfigCacheTest, AFailedReadIsNotCached) {
+  ManualClock clock;
+  NiceMock<MockStoreSession> store;
+  EXPECT_CALL(store, EnsureQueue("q"))
+      .WillOnce(Return(absl::UnavailableError("down")))
+      .WillOnce(Return(QueueConfig{}));
+  QueueConfigCache cache(&clock, absl::Seconds(5));
+  EXPECT_TRUE(absl::IsUnavailable(cache.Get(&store, "q").status()));
+  EXPECT_TRUE(cache.Get(&store, "q").ok());
+}
+
+TEST(HealthMonitorTest, ReportsChangesOnlyAndPingsEveryInterval) {
+  ManualClock clock;
+  ManualExecutor executor;
+  NiceMock<MockStoreSession> store;
+  EXPECT_CALL(store, Ping())
+      .WillOnce(Return(absl::OkStatus()))
+      .WillOnce(Return(absl::OkStatus()))
+      .WillOnce(Return(absl::UnavailableError("gone")));
+  HealthMonitor health(&executor, &clock, absl::Seconds(1));
+  std::vector<bool> changes;
+  health.SetCallback([&](bool h) { changes.push_back(h); });
+  health.Start();
+  executor.RunAll(&store);
+  EXPECT_TRUE(health.Healthy());
+  clock.Advance(absl::Seconds(1));
+  executor.RunAll(&store);  // Still healthy: no callback.
+  clock.Advance(absl::Seconds(1));
+  executor.RunAll(&store);
+  EXPECT_FALSE(health.Healthy());
+  EXPECT_EQ(changes, (std::vector<bool>{true, false}));
+  health.Stop();
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(executor.Pending(), 0u);  // Stopped: no more pings.
+}
+
+// --- The manual clock itself (every test above relies on it) ---
+
+TEST(ManualClockTest, FiresDueTimersInTimeOrderIncludingOnesTheyArm) {
+  ManualClock clock;
+  const absl::Time t0 = clock.Now();
+  std::vector<int> ran;
+  clock.Schedule(t0 + absl::Seconds(3), [&] { ran.push_back(3); });
+  clock.Schedule(t0 + absl::Seconds(1), [&] {
+    ran.push_back(1);
+    clock.Schedule(clock.Now() + absl::Seconds(1), [&] { ran.push_back(2); });
+  });
+  const Clock::TimerId cancelled =
+      clock.Schedule(t0 + absl::Seconds(2), [&] { ran.push_back(-1); });
+  EXPECT_TRUE(clock.Cancel(cancelled));
+  EXPECT_FALSE(clock.Cancel(cancelled));
+  clock.Advance(absl::Seconds(2));
+  EXPECT_EQ(ran, (std::vector<int>{1, 2}));
+  EXPECT_EQ(clock.Now(), t0 + absl::Seconds(2));
+  clock.Shutdown();
+  clock.Advance(absl::Seconds(5));
+  EXPECT_EQ(ran, (std::vector<int>{1, 2}));  // Dropped at shutdown.
 }
 
 }  // namespace
