@@ -4,16 +4,15 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/clock.h"
+#include "core/timer_queue.h"
 
 namespace spool::core {
 
@@ -37,10 +36,7 @@ class Timer : public Clock {
   void Run();
 
   absl::Mutex mu_;
-  std::map<std::pair<absl::Time, Id>, absl::AnyInvocable<void()>> pending_
-      ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<Id, absl::Time> when_ ABSL_GUARDED_BY(mu_);
-  Id next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  TimerQueue pending_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

@@ -14,26 +14,20 @@ absl::Time ManualClock::Now() {
 Clock::TimerId ManualClock::Schedule(absl::Time when,
                                      absl::AnyInvocable<void()> fn) {
   absl::MutexLock lock(&mu_);
-  TimerId id = next_id_++;
-  if (!stopped_) timers_.emplace(std::make_pair(when, id), std::move(fn));
+  const TimerId id = timers_.Add(when, std::move(fn));
+  if (stopped_) timers_.Cancel(id);  // After Shutdown nothing runs.
   return id;
 }
 
 bool ManualClock::Cancel(TimerId id) {
   absl::MutexLock lock(&mu_);
-  for (auto it = timers_.begin(); it != timers_.end(); ++it) {
-    if (it->first.second == id) {
-      timers_.erase(it);
-      return true;
-    }
-  }
-  return false;
+  return timers_.Cancel(id);
 }
 
 void ManualClock::Shutdown() {
   absl::MutexLock lock(&mu_);
   stopped_ = true;
-  timers_.clear();
+  timers_.Clear();
 }
 
 void ManualClock::Advance(absl::Duration d) {
@@ -46,14 +40,13 @@ void ManualClock::Advance(absl::Duration d) {
     absl::AnyInvocable<void()> fn;
     {
       absl::MutexLock lock(&mu_);
-      auto first = timers_.begin();
-      if (first == timers_.end() || first->first.first > until) {
+      const absl::Time next = timers_.First().first;
+      if (next > until) {
         now_ = until;
         return;
       }
-      now_ = std::max(now_, first->first.first);
-      fn = std::move(first->second);
-      timers_.erase(first);
+      now_ = std::max(now_, next);
+      fn = timers_.PopDue(now_);
     }
     fn();
   }
@@ -66,8 +59,7 @@ size_t ManualClock::PendingTimers() {
 
 absl::Time ManualClock::NextTimer() {
   absl::MutexLock lock(&mu_);
-  return timers_.empty() ? absl::InfiniteFuture()
-                         : timers_.begin()->first.first;
+  return timers_.First().first;
 }
 
 void ManualExecutor::Submit(Task task) {

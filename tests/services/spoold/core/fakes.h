@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,6 +19,7 @@
 #include "core/clock.h"
 #include "core/executor.h"
 #include "core/store.h"
+#include "core/timer_queue.h"
 #include "gmock/gmock.h"
 
 namespace spool::core::testing {
@@ -48,9 +48,7 @@ class ManualClock : public Clock {
  private:
   absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<absl::Time, TimerId>, absl::AnyInvocable<void()>> timers_
-      ABSL_GUARDED_BY(mu_);
-  TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  TimerQueue timers_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
