@@ -10,6 +10,7 @@
 #include "api/rpc_interceptor.h"
 #include "base/log.h"
 #include "metrics/exporter.h"
+#include "store/listener.h"
 
 namespace spool {
 
@@ -50,8 +51,20 @@ absl::Status SpooldServer::Start() {
   }
 
   core::JobQueueOptions qo = options_.queue;
-  qo.database_url = options_.database_url;
-  queue_ = std::make_unique<core::JobQueue>(pool_.get(), qo, observer);
+  // The core's storage, clock and listener: PostgreSQL sessions from the
+  // pool, the real-time Timer (the queue's own), LISTEN on its own session.
+  core::ListenerFactory listen =
+      [url = options_.database_url](core::NotificationListener::Options o) {
+        store::Listener::Options lo;
+        lo.database_url = url;
+        lo.channel = std::move(o.channel);
+        lo.on_notify = std::move(o.on_notify);
+        lo.on_reconnect = std::move(o.on_reconnect);
+        return std::make_unique<store::Listener>(std::move(lo));
+      };
+  queue_ =
+      std::make_unique<core::JobQueue>(pool_.get(), qo, observer,
+                                       /*clock=*/nullptr, std::move(listen));
   service_ = std::make_unique<api::JobService>(queue_.get());
 
   if (exporter_) {

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "core/job_queue.h"
+#include "store/pool.h"
 
 namespace grpc {
 class Server;

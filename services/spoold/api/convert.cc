@@ -7,8 +7,8 @@ namespace spool::api {
 namespace {
 
 template <typename Map>
-store::Headers HeadersFromProto(const Map& map) {
-  store::Headers out(map.begin(), map.end());
+core::Headers HeadersFromProto(const Map& map) {
+  core::Headers out(map.begin(), map.end());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -90,12 +90,12 @@ absl::StatusOr<core::NackInput> FromProto(const v1::NackRequest& req) {
   return in;
 }
 
-v1::JobState ToProto(store::JobState state) {
+v1::JobState ToProto(core::JobState state) {
   // The stored numbers are the wire enum's numbers.
   return static_cast<v1::JobState>(static_cast<int>(state));
 }
 
-void ToProto(const store::LeasedJob& job, v1::LeasedJob* out) {
+void ToProto(const core::LeasedJob& job, v1::LeasedJob* out) {
   out->set_job_id(absl::StrCat(job.job_id));
   out->set_lease_id(job.lease_id);
   out->set_queue(job.queue);
@@ -108,7 +108,7 @@ void ToProto(const store::LeasedJob& job, v1::LeasedJob* out) {
   ToProto(job.lease_expires_at, out->mutable_lease_expires_at());
 }
 
-void ToProto(const store::Job& job, v1::Job* out) {
+void ToProto(const core::Job& job, v1::Job* out) {
   out->set_job_id(absl::StrCat(job.job_id));
   out->set_queue(job.queue);
   out->set_state(ToProto(job.state));

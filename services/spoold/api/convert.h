@@ -10,12 +10,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/types.h"
 #include "core/validation.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/support/status.h"
 #include "spool/v1/spool.pb.h"
-#include "store/types.h"
 
 namespace spool::api {
 
@@ -34,8 +34,8 @@ absl::StatusOr<core::JobInput> FromProto(const v1::JobSpec& spec,
 absl::StatusOr<core::LeaseInput> FromProto(const v1::LeaseRequest& req);
 absl::StatusOr<core::NackInput> FromProto(const v1::NackRequest& req);
 
-void ToProto(const store::LeasedJob& job, v1::LeasedJob* out);
-void ToProto(const store::Job& job, v1::Job* out);
-v1::JobState ToProto(store::JobState state);
+void ToProto(const core::LeasedJob& job, v1::LeasedJob* out);
+void ToProto(const core::Job& job, v1::Job* out);
+v1::JobState ToProto(core::JobState state);
 
 }  // namespace spool::api

@@ -27,7 +27,7 @@ absl::Time Deadline(grpc::CallbackServerContext* ctx) {
   return absl::FromChrono(d);
 }
 
-void FillEnqueueResponse(const store::EnqueueResult& r,
+void FillEnqueueResponse(const core::EnqueueResult& r,
                          v1::EnqueueResponse* out) {
   out->set_job_id(absl::StrCat(r.job_id));
   out->set_duplicate(r.duplicate);
@@ -43,12 +43,12 @@ class LeaseReactor final : public grpc::ServerUnaryReactor {
       : in_flight_(in_flight) {
     auto call = queue->Lease(
         std::move(input), deadline,
-        [this, resp](absl::StatusOr<std::vector<store::LeasedJob>> jobs) {
+        [this, resp](absl::StatusOr<std::vector<core::LeasedJob>> jobs) {
           if (!jobs.ok()) {
             Finish(ToGrpcStatus(jobs.status()));
             return;
           }
-          for (const store::LeasedJob& j : *jobs) ToProto(j, resp->add_jobs());
+          for (const core::LeasedJob& j : *jobs) ToProto(j, resp->add_jobs());
           Finish(grpc::Status::OK);
         });
     absl::MutexLock lock(&mu_);
@@ -126,7 +126,7 @@ grpc::ServerUnaryReactor* JobService::Enqueue(grpc::CallbackServerContext* ctx,
   jobs.push_back(*std::move(job));
   queue_->Enqueue(std::move(jobs), /*batch=*/false,
                   [this, reactor,
-                   resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
+                   resp](absl::StatusOr<std::vector<core::EnqueueResult>> r) {
                     if (r.ok()) FillEnqueueResponse(r->front(), resp);
                     Finish(reactor, ToGrpcStatus(r.status()));
                   });
@@ -139,11 +139,10 @@ grpc::ServerUnaryReactor* JobService::EnqueueBatch(
   if (!Enter()) {
     return FinishUncounted(ctx, absl::UnavailableError(kDraining));
   }
-  if (req->jobs_size() > queue_->limits().max_batch_jobs) {
-    return Reject(ctx,
-                  absl::InvalidArgumentError(absl::StrCat(
-                      "jobs has ", req->jobs_size(), " entries; the limit is ",
-                      queue_->limits().max_batch_jobs, " per call")));
+  if (absl::Status s = core::ValidateEnqueueBatchSize(
+          static_cast<size_t>(req->jobs_size()), queue_->limits());
+      !s.ok()) {
+    return Reject(ctx, s);
   }
   std::vector<core::JobInput> jobs;
   jobs.reserve(req->jobs_size());
@@ -155,7 +154,7 @@ grpc::ServerUnaryReactor* JobService::EnqueueBatch(
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   queue_->Enqueue(std::move(jobs), /*batch=*/true,
                   [this, reactor,
-                   resp](absl::StatusOr<std::vector<store::EnqueueResult>> r) {
+                   resp](absl::StatusOr<std::vector<core::EnqueueResult>> r) {
                     if (r.ok()) {
                       for (const auto& item : *r)
                         FillEnqueueResponse(item, resp->add_results());
@@ -218,7 +217,7 @@ grpc::ServerUnaryReactor* JobService::Nack(grpc::CallbackServerContext* ctx,
   if (!input.ok()) return Reject(ctx, input.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   queue_->Nack(*std::move(input),
-               [this, reactor, resp](absl::StatusOr<store::NackResult> r) {
+               [this, reactor, resp](absl::StatusOr<core::NackResult> r) {
                  if (r.ok()) {
                    resp->set_state(ToProto(r->state));
                    if (r->next_run_at) {
@@ -261,7 +260,7 @@ grpc::ServerUnaryReactor* JobService::GetJob(grpc::CallbackServerContext* ctx,
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   queue_->GetJob(req->job_id(),
-                 [this, reactor, resp](absl::StatusOr<store::Job> r) {
+                 [this, reactor, resp](absl::StatusOr<core::Job> r) {
                    if (r.ok()) ToProto(*r, resp);
                    Finish(reactor, ToGrpcStatus(r.status()));
                  });

@@ -15,7 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "store/pool.h"
+#include "core/executor.h"
 
 namespace spool::core {
 
@@ -30,11 +30,10 @@ class GroupCommit {
   // Rows and bytes a request adds to a statement.
   using Size = std::function<std::pair<size_t, size_t>(const Request&)>;
   // Runs one group; must answer every request in it.
-  using Process = std::function<void(absl::StatusOr<store::Session*>,
-                                     std::vector<Request>&)>;
+  using Process =
+      std::function<void(absl::StatusOr<StoreSession*>, std::vector<Request>&)>;
 
-  GroupCommit(store::SessionPool* pool, Options options, Size size,
-              Process process)
+  GroupCommit(Executor* pool, Options options, Size size, Process process)
       : pool_(pool),
         options_(options),
         size_(std::move(size)),
@@ -58,7 +57,7 @@ class GroupCommit {
 
  private:
   void SubmitDrain() {
-    pool_->Submit([this](absl::StatusOr<store::Session*> session) {
+    pool_->Submit([this](absl::StatusOr<StoreSession*> session) {
       std::vector<Request> group = Take();
       if (!group.empty()) process_(session, group);
       bool again;
@@ -94,7 +93,7 @@ class GroupCommit {
     return group;
   }
 
-  store::SessionPool* const pool_;
+  Executor* const pool_;
   const Options options_;
   const Size size_;
   const Process process_;

@@ -1,16 +1,19 @@
-// JobQueue: the queue core. It applies Spool's rules (validation, queue
-// defaults, backoff, idempotency, depth limits, fencing) on top of the store,
-// runs every database call on the SessionPool, and answers through callbacks,
-// so gRPC threads never block.
+// JobQueue: the queue core's facade. It applies Spool's rules (validation,
+// queue defaults, backoff, idempotency, depth limits, fencing) on top of a
+// StoreSession, runs every storage call on the Executor, and answers through
+// callbacks, so gRPC threads never block. It wires the units that do the
+// work, one job each:
+//   validation        request checks (Enqueue, Lease, Ack, Nack, Extend)
+//   enqueue_planner   a group of enqueues -> rows, answers, depth refusals
+//   group_commit      concurrent Enqueue and Ack calls -> one statement
+//   poll_call         one long-poll: query, park in the WakeHub, retry
+//   queue_config_cache, notifier (coalesced cross-replica NOTIFY),
+//   maintenance (expiry, promotion, retention), health_monitor.
 //
-// Long-polls hold neither a thread nor a connection while they wait: they sit
-// in the WakeHub until a job for their queue appears on this replica, another
-// replica announces one (LISTEN/NOTIFY, coalesced and sent outside the
-// job-writing statement), maintenance makes one due, or a slow fallback poll
-// fires, and then they run the lease query again.
-//
-// Background work (expired leases, due scheduled jobs, retention, key expiry)
-// runs here on every replica, in bounded SKIP LOCKED batches.
+// Long-polls hold neither a thread nor a connection while they wait: they
+// sit in the WakeHub until a job for their queue appears on this replica,
+// another replica announces one, maintenance makes one due, or a slow
+// fallback poll fires, and then they run the lease query again.
 #pragma once
 
 #include <atomic>
@@ -26,23 +29,25 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/enqueue_planner.h"
+#include "core/executor.h"
 #include "core/group_commit.h"
+#include "core/health_monitor.h"
 #include "core/limits.h"
+#include "core/listener.h"
+#include "core/maintenance.h"
+#include "core/notifier.h"
 #include "core/observer.h"
-#include "core/timer.h"
+#include "core/poll_call.h"
+#include "core/queue_config_cache.h"
+#include "core/types.h"
 #include "core/validation.h"
 #include "core/wake_hub.h"
-#include "store/pool.h"
-#include "store/types.h"
-
-namespace spool::store {
-class Listener;
-}  // namespace spool::store
 
 namespace spool::core {
 
 struct JobQueueOptions {
-  std::string database_url;
   Limits limits;
   // How long a queue's settings are cached before being read again.
   absl::Duration queue_config_ttl = absl::Seconds(5);
@@ -70,22 +75,14 @@ struct JobQueueOptions {
   bool listen = true;
 };
 
-// The caller's handle on a pending Lease.
-class LeaseCall {
- public:
-  virtual ~LeaseCall() = default;
-  // Ends the call with CANCELLED; it leases nothing afterwards (jobs leased
-  // by a query in flight are released again).
-  virtual void Cancel() = 0;
-};
-
-template <typename T>
-using Callback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
-
 class JobQueue {
  public:
-  JobQueue(store::SessionPool* pool, JobQueueOptions options,
-           Observer* observer = nullptr);
+  // `executor` runs every storage call; `clock` (default: a real Timer of
+  // its own) times waits and background work; `listen` creates the
+  // cross-replica listener when options.listen (none when null).
+  JobQueue(Executor* executor, JobQueueOptions options,
+           Observer* observer = nullptr, Clock* clock = nullptr,
+           ListenerFactory listen = nullptr);
   ~JobQueue();
 
   // Starts the listener, the health check and maintenance.
@@ -100,24 +97,23 @@ class JobQueue {
 
   // `batch` decides how errors name a job: "jobs[i]" rather than "job".
   void Enqueue(std::vector<JobInput> jobs, bool batch,
-               Callback<std::vector<store::EnqueueResult>> done);
+               Callback<std::vector<EnqueueResult>> done);
 
   // `deadline` is the caller's deadline (InfiniteFuture if none).
-  std::shared_ptr<LeaseCall> Lease(
-      LeaseInput input, absl::Time deadline,
-      Callback<std::vector<store::LeasedJob>> done);
+  std::shared_ptr<LeaseCall> Lease(LeaseInput input, absl::Time deadline,
+                                   Callback<std::vector<LeasedJob>> done);
 
   // One status per completion, in order.
   void Ack(std::vector<CompletionInput> completions,
            Callback<std::vector<absl::Status>> done);
-  void Nack(NackInput input, Callback<store::NackResult> done);
+  void Nack(NackInput input, Callback<NackResult> done);
   void ExtendLease(std::string job_id, std::string lease_id,
                    std::optional<absl::Duration> visibility_timeout,
                    Callback<absl::Time> done);
-  void GetJob(std::string job_id, Callback<store::Job> done);
+  void GetJob(std::string job_id, Callback<Job> done);
 
   // True while the database answered the last health ping.
-  bool Healthy() const { return healthy_.load(); }
+  bool Healthy() const { return health_.Healthy(); }
   // Called with the new value whenever Healthy() changes.
   void SetHealthCallback(absl::AnyInvocable<void(bool)> fn);
 
@@ -128,70 +124,48 @@ class JobQueue {
   void JobsReady(const std::string& queue, int64_t jobs, bool publish);
 
  private:
-  class PollCall;
-  friend class PollCall;
-
   struct PendingEnqueue {
     std::vector<JobInput> jobs;
-    Callback<std::vector<store::EnqueueResult>> done;
+    Callback<std::vector<EnqueueResult>> done;
   };
   struct PendingAck {
-    std::vector<store::Completion> valid;
-    std::vector<size_t> index;  // Position of each valid completion.
-    std::vector<absl::Status> results;
+    CheckedCompletions completions;
     Callback<std::vector<absl::Status>> done;
   };
-  void ProcessEnqueues(absl::StatusOr<store::Session*> session,
+  void ProcessEnqueues(absl::StatusOr<StoreSession*> session,
                        std::vector<PendingEnqueue>& group);
-  void ProcessAcks(absl::StatusOr<store::Session*> session,
+  // Inserts the plan's rows (built by PlanEnqueue, within the queues' depth
+  // limits when `limited` is not empty); an ABORTED attempt is tried once
+  // more.
+  absl::StatusOr<std::vector<EnqueueResult>> InsertPlanned(
+      StoreSession* s, const EnqueueRequests& requests,
+      const QueueConfigs& configs,
+      const absl::flat_hash_map<std::string, int64_t>& limited,
+      EnqueuePlan& plan);
+  void ProcessAcks(absl::StatusOr<StoreSession*> session,
                    std::vector<PendingAck>& group);
-
-  absl::StatusOr<store::QueueConfig> QueueConfigFor(store::Session* session,
-                                                    const std::string& name);
-  void Publish(const std::string& queue);
-  void FlushNotifications();
-  void SendNotifications();
   void OnNotification(const std::string& payload);
-  void NoteScheduled(absl::Time when);
-  void ScheduleMaintenance(absl::Time when);
   void ScheduleFallbackPoll();
-  void RunMaintenance(bool retention);
-  void ScheduleHealthCheck();
-  void SetHealthy(bool healthy);
   double RandomUnit();
 
-  store::SessionPool* const pool_;
+  Executor* const executor_;
   const JobQueueOptions options_;
   Observer* const observer_;
   Observer null_observer_;
+  std::unique_ptr<Clock> own_clock_;
+  Clock* const clock_;
+  ListenerFactory listen_;
   WakeHub hub_;
-  Timer timer_;
-  std::unique_ptr<store::Listener> listener_;
-  std::unique_ptr<GroupCommit<PendingEnqueue>> enqueues_;
-  std::unique_ptr<GroupCommit<PendingAck>> acks_;
-
+  QueueConfigCache configs_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> stopped_{false};
-  std::atomic<bool> healthy_{false};
-
-  absl::Mutex mu_;
-  struct CachedQueue {
-    store::QueueConfig config;
-    absl::Time expires;
-  };
-  absl::flat_hash_map<std::string, CachedQueue> queue_cache_
-      ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> pending_notify_ ABSL_GUARDED_BY(mu_);
-  bool notify_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  bool notify_armed_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time next_notify_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  // The armed wake-up for the earliest scheduled job.
-  absl::Time scheduled_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  Timer::Id scheduled_timer_ ABSL_GUARDED_BY(mu_) = 0;
-  bool maintenance_running_ ABSL_GUARDED_BY(mu_) = false;
-  bool maintenance_again_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time next_retention_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  absl::AnyInvocable<void(bool)> health_callback_ ABSL_GUARDED_BY(mu_);
+  PollContext poll_context_;
+  Notifier notifier_;
+  Maintenance maintenance_;
+  HealthMonitor health_;
+  std::unique_ptr<NotificationListener> listener_;
+  std::unique_ptr<GroupCommit<PendingEnqueue>> enqueues_;
+  std::unique_ptr<GroupCommit<PendingAck>> acks_;
 };
 
 }  // namespace spool::core

@@ -8,32 +8,23 @@ Timer::Timer() : thread_([this] { Run(); }) {}
 
 Timer::~Timer() { Shutdown(); }
 
+absl::Time Timer::Now() { return absl::Now(); }
+
 Timer::Id Timer::Schedule(absl::Time when, absl::AnyInvocable<void()> fn) {
   absl::MutexLock lock(&mu_);
-  Id id = next_id_++;
-  pending_.emplace(std::make_pair(when, id), std::move(fn));
-  when_[id] = when;
-  return id;
+  return pending_.Add(when, std::move(fn));
 }
 
 bool Timer::Cancel(Id id) {
   absl::MutexLock lock(&mu_);
-  auto it = when_.find(id);
-  if (it == when_.end()) return false;
-  pending_.erase({it->second, id});
-  when_.erase(it);
-  return true;
+  return pending_.Cancel(id);
 }
 
 void Timer::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) {
-      // Already stopped (or stopping on another thread).
-    }
     stopping_ = true;
-    pending_.clear();
-    when_.clear();
+    pending_.Clear();
   }
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) {
     thread_.join();
@@ -51,32 +42,26 @@ void Timer::Run() {
           this));
       continue;
     }
-    auto first = pending_.begin();
-    absl::Time when = first->first.first;
-    if (absl::Now() < when) {
-      // Wakes early when an earlier callback is scheduled or on shutdown.
-      size_t size = pending_.size();
-      Id first_id = first->first.second;
+    absl::AnyInvocable<void()> fn = pending_.PopDue(absl::Now());
+    if (fn == nullptr) {
+      // Wakes early when an earlier callback is scheduled, the first one is
+      // cancelled, or on shutdown.
       struct Args {
         Timer* t;
         size_t size;
         Id first_id;
-      } args{this, size, first_id};
+      } args{this, pending_.size(), pending_.First().second};
       mu_.AwaitWithDeadline(
           absl::Condition(
               +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
                 return a->t->stopping_ || a->t->pending_.empty() ||
                        a->t->pending_.size() != a->size ||
-                       a->t->pending_.begin()->first.second != a->first_id;
+                       a->t->pending_.First().second != a->first_id;
               },
               &args),
-          when);
+          pending_.First().first);
       continue;
     }
-    Id id = first->first.second;
-    absl::AnyInvocable<void()> fn = std::move(first->second);
-    pending_.erase(first);
-    when_.erase(id);
     mu_.Unlock();
     fn();
     mu_.Lock();

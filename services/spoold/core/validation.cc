@@ -219,4 +219,96 @@ std::string SanitizeErrorText(absl::string_view error, int max_bytes) {
   return out;
 }
 
+absl::Status ValidateEnqueueBatchSize(size_t jobs, const Limits& limits) {
+  if (jobs > static_cast<size_t>(limits.max_batch_jobs)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("jobs has ", jobs, " entries; the limit is ",
+                     limits.max_batch_jobs, " per call"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CheckedCompletions> CheckCompletions(
+    std::vector<CompletionInput> completions, const Limits& limits) {
+  if (completions.size() > static_cast<size_t>(limits.max_ack_batch)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("completions has ", completions.size(),
+                     " entries; the limit is ", limits.max_ack_batch));
+  }
+  CheckedCompletions out;
+  out.results.resize(completions.size());
+  for (size_t i = 0; i < completions.size(); ++i) {
+    const std::string field = absl::StrCat("completions[", i, "]");
+    auto id = ParseJobId(completions[i].job_id, field + ".job_id");
+    if (!id.ok()) {
+      out.results[i] = id.status();
+      continue;
+    }
+    if (absl::Status s =
+            ValidateLeaseId(completions[i].lease_id, field + ".lease_id");
+        !s.ok()) {
+      out.results[i] = s;
+      continue;
+    }
+    if (static_cast<int64_t>(completions[i].result.size()) >
+        limits.max_result_bytes) {
+      out.results[i] = absl::InvalidArgumentError(
+          absl::StrCat(field, ".result is ", completions[i].result.size(),
+                       " bytes; the limit is ", limits.max_result_bytes));
+      continue;
+    }
+    Completion c;
+    c.job_id = *id;
+    c.lease_id = std::move(completions[i].lease_id);
+    c.result = std::move(completions[i].result);
+    out.valid.push_back(std::move(c));
+    out.index.push_back(i);
+  }
+  return out;
+}
+
+absl::StatusOr<NackParams> CheckNack(NackInput input, const Limits& limits) {
+  auto id = ParseJobId(input.job_id, "job_id");
+  if (!id.ok()) return id.status();
+  if (absl::Status s = ValidateLeaseId(input.lease_id, "lease_id"); !s.ok()) {
+    return s;
+  }
+  if (input.retry_delay.has_value()) {
+    if (*input.retry_delay < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("retry_delay must not be negative");
+    }
+    if (*input.retry_delay > limits.max_retry_delay) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("retry_delay must be at most ",
+                       absl::FormatDuration(limits.max_retry_delay)));
+    }
+  }
+  NackParams params;
+  params.job_id = *id;
+  params.lease_id = std::move(input.lease_id);
+  params.error = SanitizeErrorText(input.error, limits.max_error_bytes);
+  params.dead_letter = input.dead_letter;
+  params.retry_delay = input.retry_delay;
+  return params;
+}
+
+absl::StatusOr<int64_t> CheckExtendLease(
+    absl::string_view job_id, absl::string_view lease_id,
+    const std::optional<absl::Duration>& visibility_timeout,
+    const Limits& limits) {
+  auto id = ParseJobId(job_id, "job_id");
+  if (!id.ok()) return id.status();
+  if (absl::Status s = ValidateLeaseId(lease_id, "lease_id"); !s.ok()) {
+    return s;
+  }
+  if (visibility_timeout.has_value()) {
+    if (absl::Status s = ValidateVisibilityTimeout(*visibility_timeout, limits,
+                                                   "visibility_timeout");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return id;
+}
+
 }  // namespace spool::core

@@ -7,13 +7,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/limits.h"
-#include "store/types.h"
+#include "core/types.h"
 
 namespace spool::core {
 
@@ -26,7 +27,7 @@ struct JobInput {
   std::optional<absl::Time> run_at;
   int32_t max_attempts = 0;  // 0: the queue's default.
   std::string idempotency_key;
-  store::Headers headers;
+  Headers headers;
 };
 
 struct LeaseInput {
@@ -71,6 +72,31 @@ absl::StatusOr<int64_t> ParseJobId(absl::string_view id,
 
 // Lease ids are lowercase or uppercase canonical UUIDs.
 absl::Status ValidateLeaseId(absl::string_view id, absl::string_view field);
+
+// The number of jobs one Enqueue call may carry (checked before the jobs are
+// converted, so an oversized batch costs nothing).
+absl::Status ValidateEnqueueBatchSize(size_t jobs, const Limits& limits);
+
+// An Ack call's completions, checked one by one: a bad completion gets its
+// own INVALID_ARGUMENT result and the rest still go ahead.
+struct CheckedCompletions {
+  std::vector<Completion> valid;
+  std::vector<size_t> index;          // Position of each valid completion.
+  std::vector<absl::Status> results;  // One per input; OK for valid ones.
+};
+// INVALID_ARGUMENT for the whole call when it has too many completions.
+absl::StatusOr<CheckedCompletions> CheckCompletions(
+    std::vector<CompletionInput> completions, const Limits& limits);
+
+// A nack's store parameters (backoff_unit left at its default for the
+// caller to draw).
+absl::StatusOr<NackParams> CheckNack(NackInput input, const Limits& limits);
+
+// A lease extension's job id, once its ids and timeout are checked.
+absl::StatusOr<int64_t> CheckExtendLease(
+    absl::string_view job_id, absl::string_view lease_id,
+    const std::optional<absl::Duration>& visibility_timeout,
+    const Limits& limits);
 
 // The nack error text as stored: NUL bytes removed, cut at max_error_bytes
 // on a UTF-8 boundary with a "…[truncated]" marker.

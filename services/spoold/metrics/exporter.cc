@@ -64,7 +64,7 @@ const Histogram::BucketBoundaries& BatchBuckets() {
 constexpr const char* kStateNames[] = {"scheduled", "ready", "leased",
                                        "succeeded", "dead",  "cancelled"};
 
-const char* StateName(store::JobState s) {
+const char* StateName(core::JobState s) {
   const int i = static_cast<int>(s);
   return i >= 1 && i <= 6 ? kStateNames[i - 1] : "unknown";
 }

@@ -13,10 +13,12 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
+#include "core/listener.h"
 
 namespace spool::store {
 
-class Listener {
+// The PostgreSQL implementation of core::NotificationListener.
+class Listener : public core::NotificationListener {
  public:
   struct Options {
     std::string database_url;
@@ -26,10 +28,10 @@ class Listener {
   };
 
   explicit Listener(Options options);
-  ~Listener();
+  ~Listener() override;
 
-  void Start();
-  void Stop();
+  void Start() override;
+  void Stop() override;
 
   bool connected() const { return connected_.load(); }
 

@@ -16,14 +16,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/executor.h"
 #include "store/session.h"
 
 namespace spool::store {
 
-class SessionPool {
+// The PostgreSQL implementation of core::Executor.
+class SessionPool : public core::Executor {
  public:
   // Receives a connected session, or UNAVAILABLE when none could be had.
-  using Task = absl::AnyInvocable<void(absl::StatusOr<Session*>)>;
+  using Task = core::Executor::Task;
 
   struct Options {
     std::string database_url;
@@ -42,14 +44,14 @@ class SessionPool {
   };
 
   explicit SessionPool(Options options);
-  ~SessionPool();
+  ~SessionPool() override;
 
   SessionPool(const SessionPool&) = delete;
   SessionPool& operator=(const SessionPool&) = delete;
 
   // Queues a task. After Shutdown() the task runs at once on the caller's
   // thread with UNAVAILABLE.
-  void Submit(Task task);
+  void Submit(Task task) override;
 
   // Runs the tasks already queued, then stops the threads and closes the
   // connections. Idempotent.

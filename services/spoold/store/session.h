@@ -19,40 +19,17 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/store.h"
 #include "store/types.h"
 
 namespace spool::store {
 
-// The outcome of one acknowledgement.
-struct AckItem {
-  absl::Status status;  // OK, NOT_FOUND or FAILED_PRECONDITION.
-  std::string queue;    // Set when the job exists.
-  std::optional<absl::Duration> processing;  // Leased -> acked, when OK.
-};
-
-// The current depth of one depth-limited queue and its limit.
-struct QueueDepth {
-  // Scheduled, ready or leased jobs: exact (counted up to max_depth) or,
-  // when not counted, an upper bound under which the wanted jobs fit.
-  int64_t depth = 0;
-  int64_t max_depth = 0;
-  bool counted = false;
-};
-using QueueDepths = absl::flat_hash_map<std::string, QueueDepth>;
-
-// What a maintenance pass did, per queue.
-struct ReapResult {
-  QueueCounts made_ready;  // Expired leases returned to the queue.
-  QueueCounts dead;        // Expired on their last attempt.
-  int64_t total = 0;
-};
-
-class Session {
+class Session : public core::StoreSession {
  public:
   // Connects and prepares statements. `url` is a libpq URL or key/value string.
   static absl::StatusOr<std::unique_ptr<Session>> Connect(
       const std::string& url);
-  ~Session();
+  ~Session() override;
 
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -61,17 +38,17 @@ class Session {
   bool broken() const { return broken_; }
 
   // Round trip to the server ("SELECT 1").
-  absl::Status Ping();
+  absl::Status Ping() override;
 
   // Creates the queue with default settings if it does not exist, and
   // returns its settings.
-  absl::StatusOr<QueueConfig> EnsureQueue(const std::string& name);
+  absl::StatusOr<QueueConfig> EnsureQueue(const std::string& name) override;
 
   // Inserts jobs in one statement; idempotency keys that are still held map to
   // their existing job (duplicate = true). Keys must be unique per queue
   // within one call. Results are in input order.
   absl::StatusOr<std::vector<EnqueueResult>> Enqueue(
-      const std::vector<NewJob>& jobs);
+      const std::vector<NewJob>& jobs) override;
 
   // Enqueue into depth-limited queues, exact with any number of replicas: in
   // one transaction, locks the settings rows of the queues in `wanted` (so
@@ -85,47 +62,50 @@ class Session {
   absl::StatusOr<std::vector<EnqueueResult>> EnqueueWithinDepth(
       const absl::flat_hash_map<std::string, int64_t>& wanted,
       absl::Duration recount_after,
-      absl::FunctionRef<const std::vector<NewJob>&(const QueueDepths&)> choose);
+      absl::FunctionRef<const std::vector<NewJob>&(const QueueDepths&)> choose)
+      override;
 
   // Leases up to max_jobs ready jobs (FOR UPDATE SKIP LOCKED), in priority
   // order, each with a fresh lease id and attempt + 1.
-  absl::StatusOr<std::vector<LeasedJob>> Lease(const LeaseParams& params);
+  absl::StatusOr<std::vector<LeasedJob>> Lease(
+      const LeaseParams& params) override;
 
   // Returns leased jobs to ready without counting the attempt, fenced by
   // lease id (used when a long-poll was cancelled while it leased).
-  absl::Status ReleaseLeases(const std::vector<LeasedJob>& jobs);
+  absl::Status ReleaseLeases(const std::vector<LeasedJob>& jobs) override;
 
   // Finishes leased jobs: deleted, or kept with their result when the queue
   // retains succeeded jobs. One result per completion, in input order.
   absl::StatusOr<std::vector<AckItem>> Ack(
-      const std::vector<Completion>& completions);
+      const std::vector<Completion>& completions) override;
 
   // Reads the fencing facts of a job; NOT_FOUND when it does not exist.
-  absl::StatusOr<JobLease> GetJobLease(int64_t job_id);
+  absl::StatusOr<JobLease> GetJobLease(int64_t job_id) override;
 
   // Fenced retry or dead-letter. A job whose attempts are used up goes dead.
   // FAILED_PRECONDITION when the lease is no longer current.
-  absl::StatusOr<NackResult> Nack(const NackParams& params);
+  absl::StatusOr<NackResult> Nack(const NackParams& params) override;
 
   // Fenced lease extension to now + visibility_timeout; returns the expiry.
   // FAILED_PRECONDITION when the lease is no longer current.
-  absl::StatusOr<absl::Time> ExtendLease(int64_t job_id,
-                                         const std::string& lease_id,
-                                         absl::Duration visibility_timeout);
+  absl::StatusOr<absl::Time> ExtendLease(
+      int64_t job_id, const std::string& lease_id,
+      absl::Duration visibility_timeout) override;
 
-  absl::StatusOr<Job> GetJob(int64_t job_id);
+  absl::StatusOr<Job> GetJob(int64_t job_id) override;
 
   // Maintenance, each in bounded batches and safe with several replicas
   // running it at once (SKIP LOCKED).
-  absl::StatusOr<ReapResult> ReapExpiredLeases(int limit);
-  absl::StatusOr<QueueCounts> PromoteScheduled(int limit);
+  absl::StatusOr<ReapResult> ReapExpiredLeases(int limit) override;
+  absl::StatusOr<QueueCounts> PromoteScheduled(int limit) override;
   // The earliest run time of a scheduled job, if any.
-  absl::StatusOr<std::optional<absl::Time>> NextScheduledRunAt();
-  absl::StatusOr<int64_t> PurgeFinished(int limit);
-  absl::StatusOr<int64_t> PurgeIdempotencyKeys(int limit);
+  absl::StatusOr<std::optional<absl::Time>> NextScheduledRunAt() override;
+  absl::StatusOr<int64_t> PurgeFinished(int limit) override;
+  absl::StatusOr<int64_t> PurgeIdempotencyKeys(int limit) override;
 
   // Sends one NOTIFY on `channel` (outside any job-writing transaction).
-  absl::Status Notify(const std::string& channel, const std::string& payload);
+  absl::Status Notify(const std::string& channel,
+                      const std::string& payload) override;
 
  private:
   struct Conn;  // Wraps the pqxx::connection, kept out of this header.
@@ -141,9 +121,5 @@ class Session {
 // The SQL of one of the prepared statements, by name ("lease", "enqueue",
 // ...): for plan checks in tests and for operators reading EXPLAIN output.
 std::string StatementSql(absl::string_view name);
-
-// Classifies a refused state change on a leased job.
-absl::Status LeaseMismatchStatus(int64_t job_id, JobState state,
-                                 bool same_lease);
 
 }  // namespace spool::store

@@ -1,126 +1,153 @@
 // GroupCommit: requests that arrive while a statement runs are combined into
-// the next one, every request is answered once, and the budgets split groups.
+// the next one, at most max_in_flight statements run at once, the row and
+// byte budgets split groups, and a session error reaches every request. The
+// executor runs drains only when the test says, so every interleaving here
+// is exact.
 #include "core/group_commit.h"
 
-#include <atomic>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
+#include "fakes.h"
 #include "gtest/gtest.h"
 
 namespace spool::core {
 namespace {
 
+using testing::ManualExecutor;
+using testing::MockStoreSession;
+
 struct Req {
   int id = 0;
   size_t rows = 1;
+  size_t bytes = 0;
 };
 
-// A pool whose database is unreachable still runs tasks (with an error
-// status), which is all the batching logic needs.
-store::SessionPool::Options UnreachablePool() {
-  store::SessionPool::Options o;
-  o.database_url = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1";
-  o.size = 1;
-  return o;
+// Records each group's request ids and the session status it got.
+struct Recorder {
+  std::vector<std::vector<int>> groups;
+  std::vector<absl::Status> statuses;
+  int answered = 0;
+  GroupCommit<Req>::Process Process() {
+    return [this](absl::StatusOr<StoreSession*> s, std::vector<Req>& group) {
+      groups.emplace_back();
+      for (const Req& r : group) groups.back().push_back(r.id);
+      statuses.push_back(s.status());
+      answered += static_cast<int>(group.size());
+    };
+  }
+};
+
+GroupCommit<Req>::Size RowsAndBytes() {
+  return [](const Req& r) { return std::make_pair(r.rows, r.bytes); };
 }
 
 TEST(GroupCommitTest, RequestsArrivingDuringAStatementShareTheNextOne) {
-  store::SessionPool pool(UnreachablePool());
-  absl::Notification first_running, release_first;
+  ManualExecutor executor;
+  MockStoreSession session;
+  Recorder rec;
+  GroupCommit<Req>::Options options;
+  options.max_in_flight = 1;
+  GroupCommit<Req> gc(&executor, options, RowsAndBytes(), rec.Process());
+  gc.Add(Req{0});
+  ASSERT_EQ(executor.Pending(), 1u);  // The first request's statement.
+  // Arrive while it is queued to run: they wait, no second drain.
+  for (int i = 1; i <= 50; ++i) gc.Add(Req{i});
+  EXPECT_EQ(executor.Pending(), 1u);
+  // The drain takes everything waiting at the time it runs.
+  ASSERT_TRUE(executor.RunNext(&session));
+  EXPECT_EQ(executor.Pending(), 0u);
+  ASSERT_EQ(rec.groups.size(), 1u);
+  ASSERT_EQ(rec.groups[0].size(), 51u);
+  for (int i = 0; i <= 50; ++i) EXPECT_EQ(rec.groups[0][i], i);  // In order.
+  EXPECT_EQ(gc.Counts(), std::make_pair(int64_t{1}, int64_t{51}));
+}
+
+TEST(GroupCommitTest, ArrivalsDuringARunningStatementGoInTheNext) {
+  ManualExecutor executor;
+  MockStoreSession session;
   std::vector<std::vector<int>> groups;
-  absl::Mutex mu;
-  std::atomic<int> answered{0};
+  GroupCommit<Req>* gcp = nullptr;
   GroupCommit<Req>::Options options;
   options.max_in_flight = 1;
   GroupCommit<Req> gc(
-      &pool, options, [](const Req& r) { return std::make_pair(r.rows, 0ul); },
-      [&](absl::StatusOr<store::Session*>, std::vector<Req>& group) {
-        {
-          absl::MutexLock lock(&mu);
-          groups.emplace_back();
-          for (const Req& r : group) groups.back().push_back(r.id);
+      &executor, options, RowsAndBytes(),
+      [&](absl::StatusOr<StoreSession*>, std::vector<Req>& group) {
+        groups.emplace_back();
+        for (const Req& r : group) groups.back().push_back(r.id);
+        // While the first statement "runs", more requests arrive.
+        if (groups.size() == 1) {
+          for (int i = 1; i <= 3; ++i) gcp->Add(Req{i});
         }
-        if (!first_running.HasBeenNotified()) {
-          first_running.Notify();
-          release_first.WaitForNotification();
-        }
-        answered += static_cast<int>(group.size());
       });
+  gcp = &gc;
   gc.Add(Req{0});
-  first_running.WaitForNotification();
-  for (int i = 1; i <= 50; ++i) gc.Add(Req{i});
-  release_first.Notify();
-  absl::Time until = absl::Now() + absl::Seconds(10);
-  while (answered.load() < 51 && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  pool.Shutdown();
-  ASSERT_EQ(answered.load(), 51);
-  ASSERT_EQ(groups.size(), 2u);
-  EXPECT_EQ(groups[0], std::vector<int>{0});
-  ASSERT_EQ(groups[1].size(), 50u);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(groups[1][i], i + 1);  // In order.
-  EXPECT_EQ(gc.Counts(), std::make_pair(int64_t{2}, int64_t{51}));
+  ASSERT_TRUE(executor.RunNext(&session));
+  // The drain re-queued itself behind other work instead of looping.
+  ASSERT_EQ(executor.Pending(), 1u);
+  ASSERT_TRUE(executor.RunNext(&session));
+  EXPECT_EQ(executor.Pending(), 0u);
+  EXPECT_EQ(groups, (std::vector<std::vector<int>>{{0}, {1, 2, 3}}));
+}
+
+TEST(GroupCommitTest, AtMostMaxInFlightStatementsAreQueued) {
+  ManualExecutor executor;
+  MockStoreSession session;
+  Recorder rec;
+  GroupCommit<Req>::Options options;
+  options.max_in_flight = 2;
+  GroupCommit<Req> gc(&executor, options, RowsAndBytes(), rec.Process());
+  for (int i = 0; i < 10; ++i) gc.Add(Req{i});
+  EXPECT_EQ(executor.Pending(), 2u);
+  EXPECT_EQ(executor.RunAll(&session), 2);
+  // The first drain took all ten; the second found nothing and ended.
+  EXPECT_EQ(rec.answered, 10);
+  ASSERT_EQ(rec.groups.size(), 1u);
+  // Idle again: the next request starts a statement at once.
+  gc.Add(Req{10});
+  EXPECT_EQ(executor.Pending(), 1u);
+}
+
+// Adds `reqs` to an idle GroupCommit with one statement in flight, runs
+// every drain, and returns the groups.
+std::vector<std::vector<int>> GroupsOf(GroupCommit<Req>::Options options,
+                                       const std::vector<Req>& reqs) {
+  ManualExecutor executor;
+  MockStoreSession session;
+  Recorder rec;
+  options.max_in_flight = 1;
+  GroupCommit<Req> gc(&executor, options, RowsAndBytes(), rec.Process());
+  for (const Req& r : reqs) gc.Add(r);
+  executor.RunAll(&session);
+  return rec.groups;
 }
 
 TEST(GroupCommitTest, RowBudgetSplitsGroupsButNeverStarvesABigRequest) {
-  store::SessionPool pool(UnreachablePool());
-  absl::Notification first_running, release_first;
-  std::vector<size_t> group_rows;
-  absl::Mutex mu;
-  std::atomic<int> answered{0};
   GroupCommit<Req>::Options options;
-  options.max_in_flight = 1;
   options.max_rows = 100;
-  GroupCommit<Req> gc(
-      &pool, options, [](const Req& r) { return std::make_pair(r.rows, 0ul); },
-      [&](absl::StatusOr<store::Session*>, std::vector<Req>& group) {
-        size_t rows = 0;
-        for (const Req& r : group) rows += r.rows;
-        {
-          absl::MutexLock lock(&mu);
-          group_rows.push_back(rows);
-        }
-        if (!first_running.HasBeenNotified()) {
-          first_running.Notify();
-          release_first.WaitForNotification();
-        }
-        answered += static_cast<int>(group.size());
-      });
-  gc.Add(Req{0, 1});
-  first_running.WaitForNotification();
-  gc.Add(Req{1, 60});
-  gc.Add(Req{2, 60});   // Would exceed 100 with the first: next group.
-  gc.Add(Req{3, 500});  // Larger than the budget alone: a group of its own.
-  release_first.Notify();
-  absl::Time until = absl::Now() + absl::Seconds(10);
-  while (answered.load() < 4 && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  pool.Shutdown();
-  ASSERT_EQ(answered.load(), 4);
-  EXPECT_EQ(group_rows, (std::vector<size_t>{1, 60, 60, 500}));
+  EXPECT_EQ(GroupsOf(options, {{0, 1},    // 61 rows with the next: together.
+                               {1, 60},   //
+                               {2, 60},   // Would exceed 100: next group.
+                               {3, 500},  // Over the budget alone: own group.
+                               {4, 1}}),  // Nothing joins an overfull group.
+            (std::vector<std::vector<int>>{{0, 1}, {2}, {3}, {4}}));
 }
 
-TEST(GroupCommitTest, PassesTheConnectionErrorToEveryRequest) {
-  store::SessionPool pool(UnreachablePool());
-  std::atomic<int> unavailable{0};
-  GroupCommit<Req> gc(
-      &pool, {}, [](const Req& r) { return std::make_pair(r.rows, 0ul); },
-      [&](absl::StatusOr<store::Session*> s, std::vector<Req>& group) {
-        if (absl::IsUnavailable(s.status())) {
-          unavailable += static_cast<int>(group.size());
-        }
-      });
+TEST(GroupCommitTest, ByteBudgetSplitsGroups) {
+  GroupCommit<Req>::Options options;
+  options.max_bytes = 1000;
+  EXPECT_EQ(GroupsOf(options, {{0, 1, 600}, {1, 1, 600}, {2, 1, 300}}),
+            (std::vector<std::vector<int>>{{0}, {1, 2}}));
+}
+
+TEST(GroupCommitTest, PassesTheSessionErrorToEveryRequest) {
+  ManualExecutor executor;
+  Recorder rec;
+  GroupCommit<Req> gc(&executor, {}, RowsAndBytes(), rec.Process());
   for (int i = 0; i < 10; ++i) gc.Add(Req{i});
-  absl::Time until = absl::Now() + absl::Seconds(10);
-  while (unavailable.load() < 10 && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  pool.Shutdown();
-  EXPECT_EQ(unavailable.load(), 10);
+  executor.RunAll(absl::UnavailableError("the database is unavailable"));
+  EXPECT_EQ(rec.answered, 10);
+  for (const absl::Status& s : rec.statuses)
+    EXPECT_TRUE(absl::IsUnavailable(s));
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
-// Unit tests for core/timer: callbacks run in time order (not scheduling
-// order), not before their time, Cancel prevents a run, Shutdown drops what
-// is pending. Uses short real delays.
+// The timers' scheduling rules on TimerQueue, with no thread and no real
+// time: callbacks in time order (not scheduling order), equal times in
+// scheduling order, never before their time, distinct ids, Cancel. Then a
+// few short real-time smoke tests of Timer, the real clock built on it:
+// its thread runs callbacks, is preempted by an earlier one, lets callbacks
+// schedule and cancel, and shuts down promptly.
 #include "core/timer.h"
 
 #include <atomic>
@@ -10,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/timer_queue.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -44,6 +48,78 @@ class RunLog {
   std::vector<int> v_ ABSL_GUARDED_BY(mu_);
 };
 
+// Runs every callback of `q` due at `now`, in the order PopDue gives them.
+void RunDue(TimerQueue& q, absl::Time now) {
+  while (auto fn = q.PopDue(now)) fn();
+}
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+
+TEST(TimerQueue, RunsCallbacksInTimeOrderNotBeforeTheirTime) {
+  TimerQueue q;
+  std::vector<int> ran;
+  // Scheduled out of order.
+  q.Add(kT0 + absl::Milliseconds(60), [&] { ran.push_back(3); });
+  q.Add(kT0, [&] { ran.push_back(1); });
+  q.Add(kT0 + absl::Milliseconds(90), [&] { ran.push_back(4); });
+  q.Add(kT0 + absl::Milliseconds(30), [&] { ran.push_back(2); });
+  EXPECT_EQ(q.First().first, kT0);
+  RunDue(q, kT0 - absl::Nanoseconds(1));
+  EXPECT_THAT(ran, IsEmpty());
+  RunDue(q, kT0 + absl::Milliseconds(60));
+  EXPECT_THAT(ran, ElementsAre(1, 2, 3));
+  EXPECT_EQ(q.First().first, kT0 + absl::Milliseconds(90));
+  RunDue(q, kT0 + absl::Hours(1));
+  EXPECT_THAT(ran, ElementsAre(1, 2, 3, 4));
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.First().first, absl::InfiniteFuture());
+}
+
+TEST(TimerQueue, EqualTimesRunInSchedulingOrder) {
+  TimerQueue q;
+  std::vector<int> ran;
+  for (int i = 0; i < 5; ++i) q.Add(kT0, [&ran, i] { ran.push_back(i); });
+  RunDue(q, kT0);
+  EXPECT_THAT(ran, ElementsAre(0, 1, 2, 3, 4));
+}
+
+TEST(TimerQueue, IdsAreDistinctAndNeverZero) {
+  TimerQueue q;
+  TimerQueue::Id a = q.Add(kT0, [] {});
+  TimerQueue::Id b = q.Add(kT0, [] {});
+  q.Cancel(b);
+  TimerQueue::Id c = q.Add(kT0, [] {});
+  EXPECT_NE(a, 0u);
+  EXPECT_NE(a, b);
+  EXPECT_NE(b, c);  // Not reused after a cancel.
+  EXPECT_NE(a, c);
+}
+
+TEST(TimerQueue, CancelPreventsTheRunAndIsTrueOnce) {
+  TimerQueue q;
+  std::vector<int> ran;
+  TimerQueue::Id cancelled = q.Add(kT0, [&] { ran.push_back(1); });
+  TimerQueue::Id later =
+      q.Add(kT0 + absl::Seconds(1), [&] { ran.push_back(2); });
+  EXPECT_TRUE(q.Cancel(cancelled));
+  EXPECT_FALSE(q.Cancel(cancelled));
+  EXPECT_FALSE(q.Cancel(later + 1000));
+  EXPECT_EQ(q.First().second, later);
+  RunDue(q, kT0 + absl::Seconds(1));
+  EXPECT_THAT(ran, ElementsAre(2));
+  EXPECT_FALSE(q.Cancel(later));  // Already ran.
+}
+
+TEST(TimerQueue, ClearDropsEverything) {
+  TimerQueue q;
+  int runs = 0;
+  for (int i = 0; i < 10; ++i) q.Add(kT0, [&] { ++runs; });
+  q.Clear();
+  RunDue(q, kT0 + absl::Hours(1));
+  EXPECT_EQ(runs, 0);
+  EXPECT_EQ(q.size(), 0u);
+}
+
 TEST(Timer, RunsACallback) {
   Timer timer;
   absl::Notification done;
@@ -56,28 +132,6 @@ TEST(Timer, PastTimesRunImmediately) {
   absl::Notification done;
   timer.Schedule(absl::Now() - absl::Hours(1), [&] { done.Notify(); });
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-}
-
-TEST(Timer, RunsCallbacksInTimeOrder) {
-  Timer timer;
-  RunLog log;
-  const absl::Time base = absl::Now() + absl::Milliseconds(100);
-  // Scheduled out of order.
-  timer.Schedule(base + absl::Milliseconds(60), [&] { log.Add(3); });
-  timer.Schedule(base, [&] { log.Add(1); });
-  timer.Schedule(base + absl::Milliseconds(90), [&] { log.Add(4); });
-  timer.Schedule(base + absl::Milliseconds(30), [&] { log.Add(2); });
-  ASSERT_TRUE(log.WaitFor(4));
-  EXPECT_THAT(log.Get(), ElementsAre(1, 2, 3, 4));
-}
-
-TEST(Timer, EqualTimesRunInSchedulingOrder) {
-  Timer timer;
-  RunLog log;
-  const absl::Time when = absl::Now() + absl::Milliseconds(50);
-  for (int i = 0; i < 5; ++i) timer.Schedule(when, [&log, i] { log.Add(i); });
-  ASSERT_TRUE(log.WaitFor(5));
-  EXPECT_THAT(log.Get(), ElementsAre(0, 1, 2, 3, 4));
 }
 
 TEST(Timer, DoesNotRunBeforeItsTime) {
@@ -103,45 +157,6 @@ TEST(Timer, EarlierCallbackScheduledLaterPreemptsTheWait) {
   timer.Schedule(absl::Now() + absl::Milliseconds(10), [&] { log.Add(2); });
   ASSERT_TRUE(log.WaitFor(1, absl::Seconds(5)));
   EXPECT_THAT(log.Get(), ElementsAre(2));
-}
-
-TEST(Timer, IdsAreDistinct) {
-  Timer timer;
-  const absl::Time later = absl::Now() + absl::Hours(1);
-  Timer::Id a = timer.Schedule(later, [] {});
-  Timer::Id b = timer.Schedule(later, [] {});
-  Timer::Id c = timer.Schedule(later, [] {});
-  EXPECT_NE(a, b);
-  EXPECT_NE(b, c);
-  EXPECT_NE(a, c);
-}
-
-TEST(Timer, CancelPreventsTheRun) {
-  Timer timer;
-  RunLog log;
-  const absl::Time when = absl::Now() + absl::Milliseconds(80);
-  Timer::Id cancelled = timer.Schedule(when, [&] { log.Add(1); });
-  timer.Schedule(when + absl::Milliseconds(40), [&] { log.Add(2); });
-  EXPECT_TRUE(timer.Cancel(cancelled));
-  ASSERT_TRUE(log.WaitFor(1));
-  // The later callback ran, so the cancelled one's time has long passed.
-  EXPECT_THAT(log.Get(), ElementsAre(2));
-}
-
-TEST(Timer, CancelTwiceOrUnknownReturnsFalse) {
-  Timer timer;
-  Timer::Id id = timer.Schedule(absl::Now() + absl::Hours(1), [] {});
-  EXPECT_TRUE(timer.Cancel(id));
-  EXPECT_FALSE(timer.Cancel(id));
-  EXPECT_FALSE(timer.Cancel(id + 1000));
-}
-
-TEST(Timer, CancelAfterRunReturnsFalse) {
-  Timer timer;
-  absl::Notification done;
-  Timer::Id id = timer.Schedule(absl::Now(), [&] { done.Notify(); });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  EXPECT_FALSE(timer.Cancel(id));
 }
 
 TEST(Timer, CancelFromInsideACallback) {
