@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "core/store.h"
 #include "gtest/gtest.h"
 #include "store/migrator.h"
 #include "store/pg_codec.h"
@@ -33,9 +34,9 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-// The store the suite checks. When the core/store seam lands, this becomes
-// the core-owned interface that Session implements.
-using StoreUnderTest = Session;
+// The store the suite checks: the interface the queue core owns
+// (core/store.h), which store::Session implements for PostgreSQL.
+using StoreUnderTest = core::StoreSession;
 using StorePtr = std::unique_ptr<StoreUnderTest>;
 
 // What the suite needs from one implementation, on one fresh database.
