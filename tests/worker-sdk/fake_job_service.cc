@@ -10,19 +10,13 @@
 #include "absl/time/clock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "spool/wire/time.h"
 
 namespace spool::testing {
 namespace {
 
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
-  const timespec ts = absl::ToTimespec(t);
-  out->set_seconds(ts.tv_sec);
-  out->set_nanos(static_cast<int>(ts.tv_nsec));
-}
+using wire::ToDuration;
+using wire::ToProto;
 
 }  // namespace
 
@@ -78,7 +72,7 @@ std::string FakeJobService::AddJobLocked(const v1::JobSpec& spec,
   job.idempotency_key = spec.idempotency_key();
   if (spec.has_delay()) {
     job.state = v1::JOB_STATE_SCHEDULED;
-    job.run_at = absl::Now() + FromProto(spec.delay());
+    job.run_at = absl::Now() + ToDuration(spec.delay());
   }
   jobs_[job.id] = job;
   order_.push_back(job.id);
@@ -222,10 +216,10 @@ grpc::Status FakeJobService::Lease(grpc::ServerContext* context,
   lease_max_jobs_.push_back(request->max_jobs());
   const int max_jobs = std::max(1, request->max_jobs());
   const absl::Duration vt = request->has_visibility_timeout()
-                                ? FromProto(request->visibility_timeout())
+                                ? ToDuration(request->visibility_timeout())
                                 : absl::Seconds(30);
   const absl::Time wait_until =
-      absl::Now() + std::min(FromProto(request->wait()), absl::Seconds(5));
+      absl::Now() + std::min(ToDuration(request->wait()), absl::Seconds(5));
   while (true) {
     if (context->IsCancelled()) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
@@ -301,7 +295,7 @@ grpc::Status FakeJobService::Nack(grpc::ServerContext*,
   NackRecord record;
   record.job_id = request->job_id();
   if (request->has_retry_delay())
-    record.retry_delay = FromProto(request->retry_delay());
+    record.retry_delay = ToDuration(request->retry_delay());
   record.error = request->error();
   record.dead_letter = request->dead_letter();
   nacks_.push_back(record);
@@ -334,7 +328,7 @@ grpc::Status FakeJobService::ExtendLease(grpc::ServerContext*,
       CheckLeaseLocked(request->job_id(), request->lease_id(), &job);
   if (!status.ok()) return status;
   const absl::Duration vt = request->has_visibility_timeout()
-                                ? FromProto(request->visibility_timeout())
+                                ? ToDuration(request->visibility_timeout())
                                 : absl::Seconds(30);
   job->lease_expires_at = absl::Now() + vt;
   ToProto(job->lease_expires_at, response->mutable_lease_expires_at());

@@ -10,6 +10,8 @@
 #include "absl/time/clock.h"
 #include "backoff.h"
 #include "convert.h"
+#include "spool/wire/queue_name.h"
+#include "spool/wire/time.h"
 
 namespace spool::internal {
 namespace {
@@ -36,18 +38,6 @@ std::string DefaultWorkerId() {
 
 std::string Ms(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Milliseconds(d));
-}
-
-// The server's rule for queue names, checked early for a clear error.
-bool IsValidQueueName(const std::string& name) {
-  if (name.empty() || name.size() > 128) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9');
-    if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-'))) return false;
-  }
-  return true;
 }
 
 std::string CodeName(absl::StatusCode code) {
@@ -91,7 +81,7 @@ absl::Status WorkerCore::Register(std::string queue,
   if (state_ != State::kIdle) {
     return absl::FailedPreconditionError("Register() after Start()");
   }
-  if (!IsValidQueueName(queue)) {
+  if (!wire::IsValidQueueName(queue)) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid queue name \"", queue,
                      "\": want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}"));
@@ -201,9 +191,9 @@ void WorkerCore::LeaseLoop(Queue* q) {
     v1::LeaseRequest request;
     request.set_queue(q->name);
     request.set_max_jobs(std::min(free_slots, kMaxLeaseBatch));
-    ToProto(q->options.max_wait, request.mutable_wait());
-    ToProto(q->options.visibility_timeout,
-            request.mutable_visibility_timeout());
+    wire::ToProto(q->options.max_wait, request.mutable_wait());
+    wire::ToProto(q->options.visibility_timeout,
+                  request.mutable_visibility_timeout());
     request.set_worker_id(worker_id_);
 
     grpc::ClientContext context;
@@ -416,7 +406,7 @@ absl::Status WorkerCore::SendNack(const ActiveJobPtr& job,
   request.set_job_id(job->job.id);
   request.set_lease_id(job->lease_id);
   if (action.retry_delay.has_value()) {
-    ToProto(*action.retry_delay, request.mutable_retry_delay());
+    wire::ToProto(*action.retry_delay, request.mutable_retry_delay());
   }
   request.set_error(action.error);
   request.set_dead_letter(action.dead_letter);
@@ -568,7 +558,7 @@ void WorkerCore::ExtendOne(const ActiveJobPtr& job) {
   v1::ExtendLeaseRequest request;
   request.set_job_id(job->job.id);
   request.set_lease_id(job->lease_id);
-  ToProto(job->visibility_timeout, request.mutable_visibility_timeout());
+  wire::ToProto(job->visibility_timeout, request.mutable_visibility_timeout());
   grpc::ClientContext context;
   connection_->Prepare(&context,
                        absl::Now() + RpcTimeout(job->visibility_timeout));
