@@ -72,7 +72,7 @@ std::string FakeJobService::AddJobLocked(const v1::JobSpec& spec,
   job.idempotency_key = spec.idempotency_key();
   if (spec.has_delay()) {
     job.state = v1::JOB_STATE_SCHEDULED;
-    job.run_at = absl::Now() + ToDuration(spec.delay());
+    job.run_at = clock_.Now() + ToDuration(spec.delay());
   }
   jobs_[job.id] = job;
   order_.push_back(job.id);
@@ -102,7 +102,7 @@ void FakeJobService::StealLease(const std::string& job_id) {
   it->second.lease_id = absl::StrCat("stolen-", ++next_lease_);
   it->second.state = v1::JOB_STATE_LEASED;
   it->second.attempt++;
-  it->second.lease_expires_at = absl::Now() + absl::Hours(1);
+  it->second.lease_expires_at = clock_.Now() + absl::Hours(1);
 }
 
 std::optional<FakeJobService::FakeJob> FakeJobService::GetFakeJob(
@@ -224,7 +224,7 @@ grpc::Status FakeJobService::Lease(grpc::ServerContext* context,
     if (context->IsCancelled()) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     }
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     ExpireLeasesLocked(now);
     for (const std::string& id : order_) {
       if (response->jobs_size() >= max_jobs) break;
@@ -247,7 +247,7 @@ grpc::Status FakeJobService::Lease(grpc::ServerContext* context,
       out->set_max_attempts(job.max_attempts);
       ToProto(job.lease_expires_at, out->mutable_lease_expires_at());
     }
-    if (response->jobs_size() > 0 || now >= wait_until) {
+    if (response->jobs_size() > 0 || absl::Now() >= wait_until) {
       return grpc::Status::OK;
     }
     changed_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
@@ -305,7 +305,7 @@ grpc::Status FakeJobService::Nack(grpc::ServerContext*,
     job->state = v1::JOB_STATE_DEAD;
   } else {
     const absl::Duration delay = record.retry_delay.value_or(absl::Seconds(1));
-    job->run_at = absl::Now() + delay;
+    job->run_at = clock_.Now() + delay;
     job->state = delay <= absl::ZeroDuration() ? v1::JOB_STATE_READY
                                                : v1::JOB_STATE_SCHEDULED;
     ToProto(job->run_at, response->mutable_next_run_at());
@@ -322,7 +322,7 @@ grpc::Status FakeJobService::ExtendLease(grpc::ServerContext*,
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("ExtendLease", &after);
   if (fault.has_value() && !after) return *fault;
-  ExpireLeasesLocked(absl::Now());
+  ExpireLeasesLocked(clock_.Now());
   FakeJob* job = nullptr;
   grpc::Status status =
       CheckLeaseLocked(request->job_id(), request->lease_id(), &job);
@@ -330,7 +330,7 @@ grpc::Status FakeJobService::ExtendLease(grpc::ServerContext*,
   const absl::Duration vt = request->has_visibility_timeout()
                                 ? ToDuration(request->visibility_timeout())
                                 : absl::Seconds(30);
-  job->lease_expires_at = absl::Now() + vt;
+  job->lease_expires_at = clock_.Now() + vt;
   ToProto(job->lease_expires_at, response->mutable_lease_expires_at());
   return fault.value_or(grpc::Status::OK);
 }

@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "clock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "spool/v1/spool.grpc.pb.h"
@@ -21,6 +22,12 @@ namespace spool::testing {
 
 class FakeJobService final : public v1::JobService::Service {
  public:
+  // Lease expiry, run_at and delays follow `clock` (which must outlive the
+  // service); a long-poll's wait is real time, like the RPC it answers.
+  explicit FakeJobService(
+      const internal::Clock& clock = internal::Clock::Real())
+      : clock_(clock) {}
+
   struct FakeJob {
     std::string id;
     std::string queue;
@@ -109,6 +116,7 @@ class FakeJobService final : public v1::JobService::Service {
                                 const std::string& lease_id, FakeJob** job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  const internal::Clock& clock_;
   absl::Mutex mu_;
   absl::CondVar changed_;
   int next_id_ ABSL_GUARDED_BY(mu_) = 0;
