@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "spool/wire/queue_name.h"
 #include "spool/wire/time.h"
 
 namespace spool::testing {
@@ -17,6 +18,14 @@ namespace {
 
 using wire::ToDuration;
 using wire::ToProto;
+
+// The API's queue-name rule, as spoold answers it.
+grpc::Status CheckQueueName(const std::string& queue) {
+  const absl::Status status = wire::ValidateQueueName(queue, "queue");
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      std::string(status.message()));
+}
 
 }  // namespace
 
@@ -163,8 +172,10 @@ grpc::Status FakeJobService::CheckLeaseLocked(const std::string& job_id,
                                               const std::string& lease_id,
                                               FakeJob** job) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end())
+  // Like spoold with succeeded-job retention 0: acked jobs are gone.
+  if (it == jobs_.end() || it->second.state == v1::JOB_STATE_SUCCEEDED) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such job");
+  }
   if (it->second.state != v1::JOB_STATE_LEASED ||
       it->second.lease_id != lease_id) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "stale lease");
@@ -180,6 +191,10 @@ grpc::Status FakeJobService::Enqueue(grpc::ServerContext*,
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("Enqueue", &after);
   if (fault.has_value() && !after) return *fault;
+  if (grpc::Status invalid = CheckQueueName(request->job().queue());
+      !invalid.ok()) {
+    return invalid;
+  }
   bool duplicate = false;
   response->set_job_id(AddJobLocked(request->job(), &duplicate));
   response->set_duplicate(duplicate);
@@ -195,6 +210,11 @@ grpc::Status FakeJobService::EnqueueBatch(
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("EnqueueBatch", &after);
   if (fault.has_value() && !after) return *fault;
+  for (const v1::JobSpec& spec : request->jobs()) {
+    if (grpc::Status invalid = CheckQueueName(spec.queue()); !invalid.ok()) {
+      return invalid;
+    }
+  }
   for (const v1::JobSpec& spec : request->jobs()) {
     bool duplicate = false;
     v1::EnqueueResponse* r = response->add_results();
@@ -213,6 +233,9 @@ grpc::Status FakeJobService::Lease(grpc::ServerContext* context,
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("Lease", &after);
   if (fault.has_value()) return *fault;
+  if (grpc::Status invalid = CheckQueueName(request->queue()); !invalid.ok()) {
+    return invalid;
+  }
   lease_max_jobs_.push_back(request->max_jobs());
   const int max_jobs = std::max(1, request->max_jobs());
   const absl::Duration vt = request->has_visibility_timeout()
