@@ -15,14 +15,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "clocked_worker.h"
 #include "fake_job_service.h"
-#include "function_handler.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "manual_clock.h"
 #include "spool/worker.h"
 #include "test_util.h"
-#include "worker_core.h"
 
 namespace spool::testing {
 namespace {
@@ -32,29 +31,6 @@ using ::testing::Each;
 using ::testing::HasSubstr;
 using ::testing::Le;
 using ::testing::Not;
-
-// What spool::Worker wraps, on an injected clock.
-class ClockedWorker {
- public:
-  ClockedWorker(WorkerOptions options, const internal::Clock& clock)
-      : core_(std::make_shared<internal::WorkerCore>(std::move(options),
-                                                     clock)) {}
-  ~ClockedWorker() {
-    if (core_->running()) (void)core_->Stop(absl::ZeroDuration());
-  }
-  absl::Status Register(std::string queue, HandlerFunc handler,
-                        QueueOptions options) {
-    return core_->Register(
-        std::move(queue),
-        std::make_shared<internal::FunctionHandler>(std::move(handler)),
-        options);
-  }
-  absl::Status Start() { return core_->Start(); }
-  absl::Status Stop(absl::Duration deadline) { return core_->Stop(deadline); }
-
- private:
-  std::shared_ptr<internal::WorkerCore> core_;
-};
 
 class WorkerRuntimeTest : public ::testing::Test {
  protected:
