@@ -10,18 +10,21 @@
 #include "absl/time/clock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "spool/wire/queue_name.h"
+#include "spool/wire/time.h"
 
 namespace spool::testing {
 namespace {
 
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
+using wire::ToDuration;
+using wire::ToProto;
 
-void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
-  const timespec ts = absl::ToTimespec(t);
-  out->set_seconds(ts.tv_sec);
-  out->set_nanos(static_cast<int>(ts.tv_nsec));
+// The API's queue-name rule, as spoold answers it.
+grpc::Status CheckQueueName(const std::string& queue) {
+  const absl::Status status = wire::ValidateQueueName(queue, "queue");
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      std::string(status.message()));
 }
 
 }  // namespace
@@ -78,7 +81,7 @@ std::string FakeJobService::AddJobLocked(const v1::JobSpec& spec,
   job.idempotency_key = spec.idempotency_key();
   if (spec.has_delay()) {
     job.state = v1::JOB_STATE_SCHEDULED;
-    job.run_at = absl::Now() + FromProto(spec.delay());
+    job.run_at = clock_.Now() + ToDuration(spec.delay());
   }
   jobs_[job.id] = job;
   order_.push_back(job.id);
@@ -108,7 +111,7 @@ void FakeJobService::StealLease(const std::string& job_id) {
   it->second.lease_id = absl::StrCat("stolen-", ++next_lease_);
   it->second.state = v1::JOB_STATE_LEASED;
   it->second.attempt++;
-  it->second.lease_expires_at = absl::Now() + absl::Hours(1);
+  it->second.lease_expires_at = clock_.Now() + absl::Hours(1);
 }
 
 std::optional<FakeJobService::FakeJob> FakeJobService::GetFakeJob(
@@ -169,8 +172,10 @@ grpc::Status FakeJobService::CheckLeaseLocked(const std::string& job_id,
                                               const std::string& lease_id,
                                               FakeJob** job) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end())
+  // Like spoold with succeeded-job retention 0: acked jobs are gone.
+  if (it == jobs_.end() || it->second.state == v1::JOB_STATE_SUCCEEDED) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such job");
+  }
   if (it->second.state != v1::JOB_STATE_LEASED ||
       it->second.lease_id != lease_id) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "stale lease");
@@ -186,6 +191,10 @@ grpc::Status FakeJobService::Enqueue(grpc::ServerContext*,
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("Enqueue", &after);
   if (fault.has_value() && !after) return *fault;
+  if (grpc::Status invalid = CheckQueueName(request->job().queue());
+      !invalid.ok()) {
+    return invalid;
+  }
   bool duplicate = false;
   response->set_job_id(AddJobLocked(request->job(), &duplicate));
   response->set_duplicate(duplicate);
@@ -201,6 +210,11 @@ grpc::Status FakeJobService::EnqueueBatch(
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("EnqueueBatch", &after);
   if (fault.has_value() && !after) return *fault;
+  for (const v1::JobSpec& spec : request->jobs()) {
+    if (grpc::Status invalid = CheckQueueName(spec.queue()); !invalid.ok()) {
+      return invalid;
+    }
+  }
   for (const v1::JobSpec& spec : request->jobs()) {
     bool duplicate = false;
     v1::EnqueueResponse* r = response->add_results();
@@ -219,18 +233,21 @@ grpc::Status FakeJobService::Lease(grpc::ServerContext* context,
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("Lease", &after);
   if (fault.has_value()) return *fault;
+  if (grpc::Status invalid = CheckQueueName(request->queue()); !invalid.ok()) {
+    return invalid;
+  }
   lease_max_jobs_.push_back(request->max_jobs());
   const int max_jobs = std::max(1, request->max_jobs());
   const absl::Duration vt = request->has_visibility_timeout()
-                                ? FromProto(request->visibility_timeout())
+                                ? ToDuration(request->visibility_timeout())
                                 : absl::Seconds(30);
   const absl::Time wait_until =
-      absl::Now() + std::min(FromProto(request->wait()), absl::Seconds(5));
+      absl::Now() + std::min(ToDuration(request->wait()), absl::Seconds(5));
   while (true) {
     if (context->IsCancelled()) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     }
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     ExpireLeasesLocked(now);
     for (const std::string& id : order_) {
       if (response->jobs_size() >= max_jobs) break;
@@ -253,7 +270,7 @@ grpc::Status FakeJobService::Lease(grpc::ServerContext* context,
       out->set_max_attempts(job.max_attempts);
       ToProto(job.lease_expires_at, out->mutable_lease_expires_at());
     }
-    if (response->jobs_size() > 0 || now >= wait_until) {
+    if (response->jobs_size() > 0 || absl::Now() >= wait_until) {
       return grpc::Status::OK;
     }
     changed_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
@@ -301,7 +318,7 @@ grpc::Status FakeJobService::Nack(grpc::ServerContext*,
   NackRecord record;
   record.job_id = request->job_id();
   if (request->has_retry_delay())
-    record.retry_delay = FromProto(request->retry_delay());
+    record.retry_delay = ToDuration(request->retry_delay());
   record.error = request->error();
   record.dead_letter = request->dead_letter();
   nacks_.push_back(record);
@@ -311,7 +328,7 @@ grpc::Status FakeJobService::Nack(grpc::ServerContext*,
     job->state = v1::JOB_STATE_DEAD;
   } else {
     const absl::Duration delay = record.retry_delay.value_or(absl::Seconds(1));
-    job->run_at = absl::Now() + delay;
+    job->run_at = clock_.Now() + delay;
     job->state = delay <= absl::ZeroDuration() ? v1::JOB_STATE_READY
                                                : v1::JOB_STATE_SCHEDULED;
     ToProto(job->run_at, response->mutable_next_run_at());
@@ -328,15 +345,15 @@ grpc::Status FakeJobService::ExtendLease(grpc::ServerContext*,
   bool after = false;
   std::optional<grpc::Status> fault = TakeFault("ExtendLease", &after);
   if (fault.has_value() && !after) return *fault;
-  ExpireLeasesLocked(absl::Now());
+  ExpireLeasesLocked(clock_.Now());
   FakeJob* job = nullptr;
   grpc::Status status =
       CheckLeaseLocked(request->job_id(), request->lease_id(), &job);
   if (!status.ok()) return status;
   const absl::Duration vt = request->has_visibility_timeout()
-                                ? FromProto(request->visibility_timeout())
+                                ? ToDuration(request->visibility_timeout())
                                 : absl::Seconds(30);
-  job->lease_expires_at = absl::Now() + vt;
+  job->lease_expires_at = clock_.Now() + vt;
   ToProto(job->lease_expires_at, response->mutable_lease_expires_at());
   return fault.value_or(grpc::Status::OK);
 }

@@ -1,7 +1,18 @@
-// An in-memory spool.v1.JobService on a loopback port, for unit tests of the
-// SDK's runtime without PostgreSQL: it follows the lease/fencing rules of
-// issue 2 closely enough (lease ids, expiry, attempts, dead letters), records
-// every call, and can inject failures.
+// An in-memory spool.v1.JobService on a loopback port, for the SDK tests
+// that need what a real spoold cannot be made to show on demand:
+//   - a call that fails with a chosen code, before or after it took effect
+//     (FailNext: an Ack whose answer is lost, UNAVAILABLE ExtendLease /
+//     Ack / Lease bursts, a GetJob that fails);
+//   - a lease taken over by another worker at an exact moment
+//     (StealLease), and lease expiry on a test's ManualClock;
+//   - the exact requests the SDK sent (max_jobs asked, ack batch sizes,
+//     nack delays and errors, call counts).
+// Behaviour a real server shows (outcomes, extension, graceful stop,
+// restarts, kill -9, exactly-once at scale) is tested against spoold in
+// worker_pgtest.cc. The rules the fake shares with spoold (queue names,
+// fencing by lease id, stale/unknown/settled answers, idempotency keys,
+// attempts, acked jobs gone) are checked against a real spoold by
+// fake_conformance_pgtest.cc.
 #pragma once
 
 #include <map>
@@ -13,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "clock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "spool/v1/spool.grpc.pb.h"
@@ -21,6 +33,12 @@ namespace spool::testing {
 
 class FakeJobService final : public v1::JobService::Service {
  public:
+  // Lease expiry, run_at and delays follow `clock` (which must outlive the
+  // service); a long-poll's wait is real time, like the RPC it answers.
+  explicit FakeJobService(
+      const internal::Clock& clock = internal::Clock::Real())
+      : clock_(clock) {}
+
   struct FakeJob {
     std::string id;
     std::string queue;
@@ -109,6 +127,7 @@ class FakeJobService final : public v1::JobService::Service {
                                 const std::string& lease_id, FakeJob** job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  const internal::Clock& clock_;
   absl::Mutex mu_;
   absl::CondVar changed_;
   int next_id_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,9 +1,12 @@
 # Run by ctest (worker_sdk_packaging_test): proves that after
 # `cmake --install`, an unrelated project finds the SDK with
 # find_package(spool CONFIG) and links spool::worker_sdk and
-# spool::worker_metrics.
-# Inputs: BUILD_DIR, CONSUMER_DIR, WORK_DIR, GENERATOR, CXX_COMPILER.
-foreach(var BUILD_DIR CONSUMER_DIR WORK_DIR GENERATOR)
+# spool::worker_metrics; that every installed header compiles on its own
+# through those targets; and that the SDK's examples build, all in strict
+# C++17 (the standard the SDK promises).
+# Inputs: BUILD_DIR, CONSUMER_DIR, EXAMPLES_DIR, WORK_DIR, GENERATOR,
+# CXX_COMPILER.
+foreach(var BUILD_DIR CONSUMER_DIR EXAMPLES_DIR WORK_DIR GENERATOR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "packaging_test.cmake: ${var} not set")
   endif()
@@ -38,15 +41,37 @@ if(NOT config_files)
   message(FATAL_ERROR "spoolConfig.cmake not installed under ${prefix}")
 endif()
 
+foreach(f include/spool/proto/grpc/health/v1/health.pb.h
+          include/spool/proto/grpc/health/v1/health.grpc.pb.h)
+  if(EXISTS ${prefix}/${f})
+    message(FATAL_ERROR "installed, but not part of the SDK: ${f}")
+  endif()
+endforeach()
+
+# One translation unit per installed header, including only that header as
+# a consumer would spell it (relative to include/).
+file(GLOB_RECURSE installed_headers RELATIVE ${prefix}/include
+  ${prefix}/include/*.h)
+list(LENGTH installed_headers header_count)
+if(header_count LESS 7)
+  message(FATAL_ERROR "too few installed headers: ${installed_headers}")
+endif()
+foreach(h ${installed_headers})
+  string(MAKE_C_IDENTIFIER ${h} name)
+  file(WRITE ${WORK_DIR}/headers/${name}.cc "#include \"${h}\"\n")
+endforeach()
+
 set(compiler_arg)
 if(CXX_COMPILER)
   set(compiler_arg -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
 endif()
 run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${build} -G ${GENERATOR}
-    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release ${compiler_arg})
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release ${compiler_arg}
+    -DSPOOL_HEADER_SOURCES_DIR=${WORK_DIR}/headers
+    -DSPOOL_EXAMPLES_DIR=${EXAMPLES_DIR})
 run(${CMAKE_COMMAND} --build ${build})
 run(${build}/spool_consumer)
 if(NOT run_output MATCHES "spool consumer ok")
   message(FATAL_ERROR "unexpected consumer output: ${run_output}")
 endif()
-message(STATUS "packaging ok: ${run_output}")
+message(STATUS "packaging ok (${header_count} headers): ${run_output}")

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,9 +28,12 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "clocked_worker.h"
 #include "fake_job_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "manual_clock.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
 #include "spool/prometheus.h"
@@ -507,7 +511,10 @@ class TeeObserver : public WorkerObserver {
 };
 
 TEST(PrometheusWorkerObserverTest, WorkerRunGivesExactValues) {
-  auto service = std::make_shared<FakeJobService>();
+  // The worker and the fake on a manual clock: handler durations, backoff
+  // waits and lease extensions happen when the test moves time.
+  ManualClock clock;
+  auto service = std::make_shared<FakeJobService>(clock);
   FakeServer server(service);
   ASSERT_TRUE(server.ok());
   // Queue "q": 3 successes, 2 retries (scheduled a minute out, so they do
@@ -533,7 +540,7 @@ TEST(PrometheusWorkerObserverTest, WorkerRunGivesExactValues) {
   options.reconnect_backoff = {absl::Milliseconds(20), absl::Milliseconds(200),
                                2.0, 0.2};
   options.log_sink = [](std::string_view) {};
-  Worker worker(std::move(options));
+  ClockedWorker worker(std::move(options), clock);
   QueueOptions q_options;
   q_options.concurrency = 4;
   q_options.max_wait = absl::Milliseconds(200);
@@ -552,6 +559,9 @@ TEST(PrometheusWorkerObserverTest, WorkerRunGivesExactValues) {
                       },
                       q_options)
                   .ok());
+  absl::Mutex slow_mu;
+  std::optional<absl::Time> slow_started;
+  absl::Notification release;
   QueueOptions slow_options;
   slow_options.concurrency = 1;
   slow_options.visibility_timeout = absl::Seconds(2);
@@ -559,19 +569,41 @@ TEST(PrometheusWorkerObserverTest, WorkerRunGivesExactValues) {
   ASSERT_TRUE(worker
                   .Register(
                       "slow",
-                      [](const Job&) {
-                        absl::SleepFor(absl::Milliseconds(2500));
+                      [&](const Job&) {
+                        {
+                          absl::MutexLock lock(&slow_mu);
+                          slow_started = clock.Now();
+                        }
+                        release.WaitForNotificationWithTimeout(
+                            absl::Seconds(60));
                         return Outcome::Success();
                       },
                       slow_options)
                   .ok());
   ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(Eventually(
-      [&] {
-        return service->CountInState(v1::JOB_STATE_SUCCEEDED) == 4 &&
-               service->Nacks().size() == 4;
-      },
-      absl::Seconds(20)));
+  // Time moves 10 ms per poll (every 10 ms real): the extender, which
+  // reacts within a millisecond or two, always keeps the 2 s lease alive.
+  auto advancing = [&](const std::function<bool()>& done) {
+    return Eventually(
+        [&] {
+          if (done()) return true;
+          clock.Advance(absl::Milliseconds(10));
+          return false;
+        },
+        absl::Seconds(60));
+  };
+  // The slow job outlives 2.5 s and its two failed extensions...
+  ASSERT_TRUE(advancing([&] {
+    absl::MutexLock lock(&slow_mu);
+    return slow_started.has_value() &&
+           clock.Now() - *slow_started >= absl::Milliseconds(2600) &&
+           service->Calls("ExtendLease") >= 3;
+  }));
+  release.Notify();
+  ASSERT_TRUE(advancing([&] {
+    return service->CountInState(v1::JOB_STATE_SUCCEEDED) == 4 &&
+           service->Nacks().size() == 4;
+  }));
   ASSERT_TRUE(worker.Stop(absl::Seconds(5)).ok());
 
   Snapshot s(*metrics->registry());

@@ -297,18 +297,6 @@ TEST(LoggerTest, SinkGetsOneLinePerEvent) {
 
 // ---- Conversions -----------------------------------------------------------
 
-TEST(ConvertTest, DurationAndTimeRoundTrip) {
-  google::protobuf::Duration d;
-  ToProto(absl::Milliseconds(1500), &d);
-  EXPECT_EQ(d.seconds(), 1);
-  EXPECT_EQ(d.nanos(), 500000000);
-  EXPECT_EQ(FromProto(d), absl::Milliseconds(1500));
-  google::protobuf::Timestamp t;
-  const absl::Time when = absl::FromUnixMicros(1700000000123456);
-  ToProto(when, &t);
-  EXPECT_EQ(FromProto(t), when);
-}
-
 TEST(ConvertTest, JobOptionsToSpec) {
   JobOptions job;
   job.queue = "thumbnail";

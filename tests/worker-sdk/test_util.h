@@ -125,6 +125,10 @@ class ConcurrencyGauge {
     absl::MutexLock lock(&mu_);
     return max_;
   }
+  int now() {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
 
  private:
   absl::Mutex mu_;

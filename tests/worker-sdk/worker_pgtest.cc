@@ -422,10 +422,20 @@ TEST_F(WorkerPgTest,
   Client client = NewClient();
   const std::string id = Enqueue(client, "slow", "x");
   Journal journal;
-  auto slow = [&journal](const std::string& name) {
-    return [&journal, name](const Job& job) {
+  // The handler returns once spoold shows the lease extended to more than
+  // 3.25 x the 2 s visibility timeout past its first expiry: it ran that
+  // long on the server's clock and was never let lapse.
+  auto slow = [&journal, &client](const std::string& name) {
+    return [&journal, &client, name](const Job& job) {
       journal.Add(job, name);
-      absl::SleepFor(absl::Seconds(6.5));  // 3.25 x the visibility timeout
+      Eventually(
+          [&] {
+            std::optional<JobInfo> info = Get(client, job.id);
+            return info.has_value() && info->lease_expires_at.has_value() &&
+                   *info->lease_expires_at - job.lease_expires_at >=
+                       absl::Seconds(6.5);
+          },
+          absl::Seconds(30));
       return Outcome::Success();
     };
   };
@@ -436,10 +446,11 @@ TEST_F(WorkerPgTest,
   ASSERT_TRUE(b.Register("slow", slow("b"), Queue(1, absl::Seconds(2))).ok());
   ASSERT_TRUE(a.Start().ok());
   ASSERT_TRUE(b.Start().ok());
+  // A (wrong) redelivery would start before the job succeeds: a lapsed
+  // lease makes the first handler's ack stale, so only the second can
+  // succeed it, after its journal entry.
   EXPECT_TRUE(
       Eventually([&] { return IsSucceeded(client, id); }, absl::Seconds(30)));
-  // Leave time for a (wrong) redelivery to show up.
-  absl::SleepFor(absl::Seconds(2));
   EXPECT_TRUE(a.Stop(absl::Seconds(10)).ok());
   EXPECT_TRUE(b.Stop(absl::Seconds(10)).ok());
   const auto entries = journal.entries();
@@ -465,7 +476,14 @@ TEST_F(WorkerPgTest, ConcurrencyLimitIsHonoured) {
                       [&](const Job& job) {
                         gauge.Enter();
                         journal.Add(job, "w");
-                        absl::SleepFor(absl::Milliseconds(50));
+                        // Hold the slot until all are busy (or the last
+                        // jobs are running), so the worker is at its limit.
+                        Eventually(
+                            [&] {
+                              return gauge.now() == kConcurrency ||
+                                     journal.Ids().size() > 40 - kConcurrency;
+                            },
+                            absl::Seconds(10));
                         gauge.Exit();
                         return Outcome::Success();
                       },
@@ -554,8 +572,16 @@ TEST_F(WorkerPgTest,
       Eventually([&] { return CountKind((*p1)->Records(), "start") == 3; },
                  absl::Seconds(30)))
       << (*p1)->LogTail();
-  // Let a couple of extensions happen first: the jobs are alive and well.
-  absl::SleepFor(absl::Seconds(1));
+  // Let an extension happen first: the jobs are alive and well.
+  const std::optional<JobInfo> leased = Get(client, ids[0]);
+  ASSERT_TRUE(leased.has_value() && leased->lease_expires_at.has_value());
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::optional<JobInfo> now = Get(client, ids[0]);
+        return now.has_value() && now->lease_expires_at.has_value() &&
+               *now->lease_expires_at > *leased->lease_expires_at;
+      },
+      absl::Seconds(10)));
   (*p1)->Kill9();
   const absl::Time killed = absl::Now();
 
@@ -625,7 +651,11 @@ TEST_F(WorkerPgTest, WorkerSurvivesSpooldRestartWithoutLosingJobs) {
   ASSERT_TRUE(Eventually([&] { return enqueued.load() >= kJobs / 3; },
                          absl::Seconds(60)));
   ASSERT_TRUE(spoold_->Kill9().ok());
-  absl::SleepFor(absl::Milliseconds(500));
+  // Down until the worker has noticed.
+  const int lease_errors = observer->lease_errors();
+  ASSERT_TRUE(
+      Eventually([&] { return observer->lease_errors() > lease_errors; },
+                 absl::Seconds(30)));
   ASSERT_TRUE(spoold_->Restart().ok()) << spoold_->LogTail();
   producer.join();
   ASSERT_EQ(enqueue_errors.load(), 0);
@@ -803,8 +833,7 @@ TEST_F(WorkerPgTest,
       Eventually([&] { return handled() == kJobs; }, absl::Seconds(400)))
       << handled() << " of " << kJobs << " handled";
   const absl::Duration took = absl::Now() - start;
-  // Settle in-flight acks, then stop the workers gracefully.
-  absl::SleepFor(absl::Milliseconds(500));
+  // Stop the workers gracefully: their Stop() flushes in-flight acks.
   for (const auto& w : workers) {
     EXPECT_EQ(w->Terminate(absl::Seconds(30)), 0) << w->LogTail();
   }

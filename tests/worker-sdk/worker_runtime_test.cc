@@ -1,7 +1,9 @@
 // spool::Worker against an in-memory JobService on loopback: outcome
 // mapping, batching, lease extension, failures and shutdown, without
 // PostgreSQL. The same behaviours are checked against real spoold in
-// worker_pgtest.cc.
+// worker_pgtest.cc. The fake's lease expiry and, for the timer-driven
+// tests (ClockedWorker), the worker's extension schedule, ack flush delay
+// and backoff waits run on a ManualClock: time moves when the test says.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -13,9 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "clocked_worker.h"
 #include "fake_job_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "manual_clock.h"
 #include "spool/worker.h"
 #include "test_util.h"
 
@@ -31,7 +35,7 @@ using ::testing::Not;
 class WorkerRuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    service_ = std::make_shared<FakeJobService>();
+    service_ = std::make_shared<FakeJobService>(clock_);
     server_ = std::make_unique<FakeServer>(service_);
     ASSERT_TRUE(server_->ok());
     observer_ = std::make_shared<RecordingObserver>();
@@ -74,6 +78,29 @@ class WorkerRuntimeTest : public ::testing::Test {
                       timeout);
   }
 
+  // Moves the manual clock by `step` at every poll until `condition` holds
+  // (real-time `timeout`): for waits whose progress needs time to pass
+  // (ack flush delay, backoff) without saying how often.
+  bool EventuallyAdvancing(absl::Duration step,
+                           const std::function<bool()>& condition,
+                           absl::Duration timeout = absl::Seconds(20)) {
+    return Eventually(
+        [&] {
+          if (condition()) return true;
+          clock_.Advance(step);
+          return false;
+        },
+        timeout);
+  }
+
+  // Advances the clock by one extension interval of `vt` (and a little),
+  // then waits until the worker made its `calls`-th ExtendLease call.
+  bool AdvanceToExtension(absl::Duration vt, int calls) {
+    clock_.Advance(vt / 3 + absl::Milliseconds(1));
+    return Eventually([&] { return service_->Calls("ExtendLease") >= calls; },
+                      absl::Seconds(10));
+  }
+
   bool LogContains(const std::string& text) {
     absl::MutexLock lock(&log_mu_);
     for (const std::string& line : log_) {
@@ -82,6 +109,7 @@ class WorkerRuntimeTest : public ::testing::Test {
     return false;
   }
 
+  ManualClock clock_;
   std::shared_ptr<FakeJobService> service_;
   std::unique_ptr<FakeServer> server_;
   std::shared_ptr<RecordingObserver> observer_;
@@ -182,9 +210,17 @@ TEST_F(WorkerRuntimeTest, NeverLeasesMoreThanFreeSlots) {
   ASSERT_TRUE(worker
                   .Register(
                       "q",
-                      [&gauge](const Job&) {
+                      [&](const Job&) {
                         gauge.Enter();
-                        absl::SleepFor(absl::Milliseconds(30));
+                        // Hold the slot until all are busy (or nothing is
+                        // left to lease), so the worker is at its limit.
+                        Eventually(
+                            [&] {
+                              return gauge.now() == kConcurrency ||
+                                     service_->CountInState(
+                                         v1::JOB_STATE_READY) == 0;
+                            },
+                            absl::Seconds(5));
                         gauge.Exit();
                         return Outcome::Success();
                       },
@@ -207,16 +243,17 @@ TEST_F(WorkerRuntimeTest, AcksAreBatched) {
   for (int i = 0; i < kJobs; ++i) service_->AddJob("q", absl::StrCat(i));
   WorkerOptions options = Options();
   options.ack_flush_delay = absl::Milliseconds(5);
-  Worker worker(std::move(options));
+  ClockedWorker worker(std::move(options), clock_);
   ASSERT_TRUE(
       worker
           .Register(
               "q", [](const Job&) { return Outcome::Success(); }, Queue(64))
           .ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(Eventually(
-      [&] { return service_->CountInState(v1::JOB_STATE_SUCCEEDED) == kJobs; },
-      absl::Seconds(20)));
+  // A flush is due only when the clock passes a completion's flush delay.
+  EXPECT_TRUE(EventuallyAdvancing(absl::Milliseconds(5), [&] {
+    return service_->CountInState(v1::JOB_STATE_SUCCEEDED) == kJobs;
+  }));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   const std::vector<int> sizes = service_->AckBatchSizes();
   int total = 0;
@@ -231,14 +268,17 @@ TEST_F(WorkerRuntimeTest, AcksAreBatched) {
 TEST_F(WorkerRuntimeTest, AckRetriedWhileServerUnavailable) {
   const std::string id = service_->AddJob("q", "x");
   service_->FailNext("Ack", 3, grpc::StatusCode::UNAVAILABLE);
-  Worker worker(Options());
+  ClockedWorker worker(Options(), clock_);
   ASSERT_TRUE(
       worker
           .Register(
               "q", [](const Job&) { return Outcome::Success("r"); }, Queue(1))
           .ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(10)));
+  // Each retry waits out its backoff (20 ms, 40 ms, 80 ms) on the clock.
+  EXPECT_TRUE(EventuallyAdvancing(absl::Milliseconds(10), [&] {
+    return service_->GetFakeJob(id)->state == v1::JOB_STATE_SUCCEEDED;
+  }));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   EXPECT_EQ(service_->Calls("Ack"), 4);
   EXPECT_EQ(service_->GetFakeJob(id)->acks, 1);
@@ -293,32 +333,46 @@ TEST_F(WorkerRuntimeTest, StaleLeaseAckIsReportedAndNotRetried) {
 
 TEST_F(WorkerRuntimeTest, LeaseExtendedWhileHandlerRunsLong) {
   const std::string id = service_->AddJob("q", "slow");
+  const absl::Duration vt = absl::Seconds(2);
   std::atomic<int> runs{0};
-  Worker worker(Options());
+  absl::Notification started;
+  absl::Notification release;
+  ClockedWorker worker(Options(), clock_);
   ASSERT_TRUE(worker
                   .Register(
                       "q",
-                      [&runs](const Job&) {
+                      [&](const Job&) {
                         ++runs;
-                        absl::SleepFor(absl::Milliseconds(6500));
+                        started.Notify();
+                        release.WaitForNotificationWithTimeout(
+                            absl::Seconds(60));
                         return Outcome::Success();
                       },
-                      Queue(2, absl::Seconds(2)))
+                      Queue(2, vt))
                   .ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(15)));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // The handler runs for 10 extension intervals (> 3.25x the visibility
+  // timeout, on the clock that also expires the fake's leases).
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(AdvanceToExtension(vt, i)) << "extension " << i;
+  }
+  release.Notify();
+  EXPECT_TRUE(EventuallyAdvancing(absl::Milliseconds(5), [&] {
+    return service_->GetFakeJob(id)->state == v1::JOB_STATE_SUCCEEDED;
+  }));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
-  // 3.25x the visibility timeout, yet delivered once: the lease was extended.
+  // Delivered once: the lease was extended.
   EXPECT_EQ(runs.load(), 1);
   EXPECT_EQ(service_->GetFakeJob(id)->attempt, 1);
-  EXPECT_GE(service_->Calls("ExtendLease"), 5);
+  EXPECT_GE(service_->Calls("ExtendLease"), 10);
 }
 
 TEST_F(WorkerRuntimeTest, LostLeaseDuringRunCancelsTheHandler) {
   const std::string id = service_->AddJob("q", "x");
   absl::Notification started;
   std::atomic<bool> saw_cancel{false};
-  Worker worker(Options());
+  ClockedWorker worker(Options(), clock_);
   ASSERT_TRUE(worker
                   .Register(
                       "q",
@@ -333,6 +387,8 @@ TEST_F(WorkerRuntimeTest, LostLeaseDuringRunCancelsTheHandler) {
   ASSERT_TRUE(worker.Start().ok());
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(10)));
   service_->StealLease(id);
+  // The next extension finds the lease gone.
+  EXPECT_TRUE(AdvanceToExtension(absl::Seconds(1), 1));
   EXPECT_TRUE(Eventually([&] { return saw_cancel.load(); }, absl::Seconds(10)));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   EXPECT_EQ(observer_->CountFailures(JobFailure::kLeaseLost), 1);
@@ -344,18 +400,37 @@ TEST_F(WorkerRuntimeTest, LostLeaseDuringRunCancelsTheHandler) {
 TEST_F(WorkerRuntimeTest, ExtensionSurvivesTransientFailures) {
   const std::string id = service_->AddJob("q", "x");
   service_->FailNext("ExtendLease", 2, grpc::StatusCode::UNAVAILABLE);
-  Worker worker(Options());
+  const absl::Duration vt = absl::Seconds(2);
+  absl::Notification started;
+  absl::Notification release;
+  ClockedWorker worker(Options(), clock_);
   ASSERT_TRUE(worker
                   .Register(
                       "q",
-                      [](const Job&) {
-                        absl::SleepFor(absl::Milliseconds(3000));
+                      [&](const Job&) {
+                        started.Notify();
+                        release.WaitForNotificationWithTimeout(
+                            absl::Seconds(60));
                         return Outcome::Success();
                       },
-                      Queue(1, absl::Seconds(2)))
+                      Queue(1, vt))
                   .ok());
   ASSERT_TRUE(worker.Start().ok());
-  EXPECT_TRUE(ReachesState(id, v1::JOB_STATE_SUCCEEDED, absl::Seconds(15)));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(AdvanceToExtension(vt, 1));  // fails
+  // A failed extension is retried a quarter interval later, twice.
+  clock_.Advance(vt / 12 + absl::Milliseconds(1));
+  ASSERT_TRUE(Eventually([&] { return service_->Calls("ExtendLease") >= 2; },
+                         absl::Seconds(10)));  // fails
+  clock_.Advance(vt / 12 + absl::Milliseconds(1));
+  ASSERT_TRUE(Eventually([&] { return service_->Calls("ExtendLease") >= 3; },
+                         absl::Seconds(10)));  // succeeds
+  // Past the original lease's end (1.5x the visibility timeout).
+  for (int i = 4; i <= 6; ++i) ASSERT_TRUE(AdvanceToExtension(vt, i));
+  release.Notify();
+  EXPECT_TRUE(EventuallyAdvancing(absl::Milliseconds(5), [&] {
+    return service_->GetFakeJob(id)->state == v1::JOB_STATE_SUCCEEDED;
+  }));
   EXPECT_TRUE(worker.Stop(absl::Seconds(5)).ok());
   EXPECT_EQ(service_->GetFakeJob(id)->attempt, 1);
   EXPECT_EQ(observer_->extension_failures().size(), 2u);
@@ -452,7 +527,10 @@ TEST_F(WorkerRuntimeTest, StopLetsHandlersFinishWithinDeadline) {
                       "q",
                       [&](const Job&) {
                         started.Notify();
-                        absl::SleepFor(absl::Milliseconds(500));
+                        // Still running when Stop() begins.
+                        Eventually(
+                            [&] { return LogContains("worker_stopping"); },
+                            absl::Seconds(10));
                         return Outcome::Success("finished");
                       },
                       Queue(1))

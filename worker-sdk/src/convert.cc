@@ -1,35 +1,15 @@
 #include "convert.h"
 
-#include <cstdint>
+#include "spool/wire/time.h"
 
 namespace spool::internal {
-
-void ToProto(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
-}
-
-void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
-  const timespec ts = absl::ToTimespec(t);
-  out->set_seconds(ts.tv_sec);
-  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 void ToProto(const JobOptions& job, v1::JobSpec* out) {
   out->set_queue(job.queue);
   out->set_payload(job.payload);
   out->set_priority(job.priority);
-  if (job.delay.has_value()) ToProto(*job.delay, out->mutable_delay());
-  if (job.run_at.has_value()) ToProto(*job.run_at, out->mutable_run_at());
+  if (job.delay.has_value()) wire::ToProto(*job.delay, out->mutable_delay());
+  if (job.run_at.has_value()) wire::ToProto(*job.run_at, out->mutable_run_at());
   out->set_max_attempts(job.max_attempts);
   out->set_idempotency_key(job.idempotency_key);
   for (const auto& [key, value] : job.headers) {
@@ -46,10 +26,11 @@ Job FromProto(const v1::LeasedJob& leased, CancellationToken cancellation) {
   job.priority = leased.priority();
   job.attempt = leased.attempt();
   job.max_attempts = leased.max_attempts();
-  if (leased.has_enqueued_at())
-    job.enqueued_at = FromProto(leased.enqueued_at());
+  if (leased.has_enqueued_at()) {
+    job.enqueued_at = wire::ToTime(leased.enqueued_at());
+  }
   if (leased.has_lease_expires_at()) {
-    job.lease_expires_at = FromProto(leased.lease_expires_at());
+    job.lease_expires_at = wire::ToTime(leased.lease_expires_at());
   }
   job.cancellation = std::move(cancellation);
   return job;
@@ -85,12 +66,12 @@ JobInfo FromProto(const v1::Job& job) {
   info.payload = job.payload();
   info.headers.insert(job.headers().begin(), job.headers().end());
   info.idempotency_key = job.idempotency_key();
-  if (job.has_enqueued_at()) info.enqueued_at = FromProto(job.enqueued_at());
-  if (job.has_run_at()) info.run_at = FromProto(job.run_at());
+  if (job.has_enqueued_at()) info.enqueued_at = wire::ToTime(job.enqueued_at());
+  if (job.has_run_at()) info.run_at = wire::ToTime(job.run_at());
   if (job.has_lease_expires_at()) {
-    info.lease_expires_at = FromProto(job.lease_expires_at());
+    info.lease_expires_at = wire::ToTime(job.lease_expires_at());
   }
-  if (job.has_finished_at()) info.finished_at = FromProto(job.finished_at());
+  if (job.has_finished_at()) info.finished_at = wire::ToTime(job.finished_at());
   info.last_error = job.last_error();
   info.result = job.result();
   info.worker_id = job.worker_id();

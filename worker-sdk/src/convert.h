@@ -1,24 +1,18 @@
 // Conversions between the public SDK types and the generated spool.v1
-// messages. Kept out of the public headers.
+// messages. Kept out of the public headers. Durations and timestamps go
+// through spool/wire/time.h, shared with spoold.
 #pragma once
 
 #include <optional>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "google/protobuf/duration.pb.h"
-#include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/support/status.h"
 #include "spool/client.h"
 #include "spool/job.h"
 #include "spool/v1/spool.pb.h"
 
 namespace spool::internal {
-
-void ToProto(absl::Duration d, google::protobuf::Duration* out);
-void ToProto(absl::Time t, google::protobuf::Timestamp* out);
-absl::Duration FromProto(const google::protobuf::Duration& d);
-absl::Time FromProto(const google::protobuf::Timestamp& t);
 
 void ToProto(const JobOptions& job, v1::JobSpec* out);
 // `cancellation` is attached to the returned Job.

@@ -1,21 +1,11 @@
 #include "spool/worker.h"
 
+#include "function_handler.h"
 #include "worker_core.h"
 
 namespace spool {
-namespace {
 
-// Adapts a std::function to the Handler interface.
-class FunctionHandler : public Handler {
- public:
-  explicit FunctionHandler(HandlerFunc f) : f_(std::move(f)) {}
-  Outcome Handle(const Job& job) override { return f_(job); }
-
- private:
-  HandlerFunc f_;
-};
-
-}  // namespace
+using internal::FunctionHandler;
 
 Worker::Worker(WorkerOptions options)
     : core_(std::make_shared<internal::WorkerCore>(std::move(options))) {}

@@ -3,9 +3,11 @@
 //   spool::WorkerOptions options;
 //   options.client.targets = {"127.0.0.1:50051"};
 //   spool::Worker worker(std::move(options));
+//   spool::QueueOptions queue_options;
+//   queue_options.concurrency = 8;
 //   worker.Register("thumbnail", [](const spool::Job& job) {
 //     return spool::Outcome::Success();
-//   }, {.concurrency = 8});
+//   }, queue_options);
 //   spool::InstallSignalHandlers();
 //   worker.Start();
 //   spool::WaitForSignal();
