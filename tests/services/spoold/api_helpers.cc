@@ -1,6 +1,9 @@
 #include "tests/services/spoold/api_helpers.h"
 
 #include <pqxx/pqxx>
+#include <regex>
+
+#include "absl/time/clock.h"
 
 namespace spool::testing {
 
@@ -26,6 +29,72 @@ int64_t CountExistingJobs(const std::string& url,
   }
   return QueryInt(url,
                   "SELECT count(*) FROM spool_jobs WHERE id IN (" + list + ")");
+}
+
+::testing::AssertionResult WaitUntil(const std::function<bool()>& done,
+                                     absl::Duration timeout,
+                                     absl::string_view what) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) {
+      return ::testing::AssertionFailure()
+             << "gave up after " << absl::FormatDuration(timeout)
+             << " waiting for " << what;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::vector<std::string> MetricsFlags() {
+  return {"--metrics_listen=127.0.0.1:0", "--log_level=info"};
+}
+
+absl::StatusOr<int> MetricsPort(const SpooldProcess& server) {
+  // The whole log: the line is written once at start-up, before SERVING.
+  auto log = ReadFile(server.LogPath());
+  if (!log.ok()) return log.status();
+  static const std::regex kLine(R"re(msg="metrics listening".* port=(\d+))re");
+  int port = 0;
+  for (std::sregex_iterator it(log->begin(), log->end(), kLine), end; it != end;
+       ++it) {
+    port = std::stoi((*it)[1].str());  // The last run's (after Restart()).
+  }
+  if (port == 0) {
+    return absl::NotFoundError(
+        "no \"metrics listening\" line in spoold's log (started with "
+        "MetricsFlags()?)");
+  }
+  return port;
+}
+
+absl::StatusOr<double> ScrapeMetric(int metrics_port, const std::string& name,
+                                    const Labels& match) {
+  auto page = HttpGet(metrics_port, "/metrics");
+  if (!page.ok()) return page.status();
+  if (page->status != 200) {
+    return absl::InternalError(
+        absl::StrCat("/metrics answered HTTP ", page->status));
+  }
+  auto parsed = ParsePrometheusText(page->body);
+  if (!parsed.ok()) return parsed.status();
+  return parsed->Sum(name, match);
+}
+
+::testing::AssertionResult WaitForLongPollsWaiting(int metrics_port, int n,
+                                                   absl::Duration timeout) {
+  absl::StatusOr<double> last = 0.0;
+  ::testing::AssertionResult r = WaitUntil(
+      [&] {
+        last = ScrapeMetric(metrics_port, "spool_long_polls_waiting");
+        return last.ok() && *last == n;
+      },
+      timeout, absl::StrCat("spool_long_polls_waiting == ", n));
+  if (!r) {
+    r << " (last scrape: "
+      << (last.ok() ? absl::StrCat(*last) : last.status().ToString()) << ")";
+  }
+  return r;
 }
 
 }  // namespace spool::testing

@@ -6,15 +6,20 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "spool/v1/spool.grpc.pb.h"
+#include "spool/wire/time.h"
+#include "tests/services/spoold/metrics/metrics_test_util.h"
 #include "tests/support/spoold_process.h"
 #include "tests/support/test_postgres.h"
 
@@ -25,25 +30,34 @@ inline std::vector<std::string> FastFlags() {
   return {"--maintenance_interval=100ms", "--log_level=warning"};
 }
 
-inline google::protobuf::Duration Dur(absl::Duration d) {
-  google::protobuf::Duration out;
-  out.set_seconds(absl::ToInt64Seconds(d));
-  out.set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(d - absl::Seconds(out.seconds()))));
-  return out;
-}
+// Proto time fields for requests and responses (spool/wire/time.h).
+using wire::ToProtoDuration;
+using wire::ToProtoTimestamp;
+using wire::ToTime;
 
-inline absl::Time FromTs(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
+// Checks `done` every 20 ms until it holds or `timeout` passes; the failure
+// says what was awaited. For state a test observes (a row, a job's state, a
+// gauge), never for letting time pass.
+::testing::AssertionResult WaitUntil(const std::function<bool()>& done,
+                                     absl::Duration timeout,
+                                     absl::string_view what);
 
-inline google::protobuf::Timestamp Ts(absl::Time t) {
-  google::protobuf::Timestamp out;
-  out.set_seconds(absl::ToUnixSeconds(t));
-  out.set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(out.seconds()))));
-  return out;
-}
+// Flags for a metrics endpoint on a port the kernel picks, so there is no
+// race with a probed free port; MetricsPort() reads the port back from the
+// "metrics listening" line, which needs --log_level=info (put these flags
+// last: the last --log_level wins).
+std::vector<std::string> MetricsFlags();
+absl::StatusOr<int> MetricsPort(const SpooldProcess& server);
+
+// One scrape of spoold's /metrics: the sum of the samples named `name` whose
+// labels include `match` (0 when none do).
+absl::StatusOr<double> ScrapeMetric(int metrics_port, const std::string& name,
+                                    const Labels& match = {});
+
+// Waits until spoold's spool_long_polls_waiting gauge reads `n`: that many
+// Lease calls are parked, waiting for a job.
+::testing::AssertionResult WaitForLongPollsWaiting(
+    int metrics_port, int n, absl::Duration timeout = absl::Seconds(30));
 
 // A client bound to one spoold.
 class Api {
@@ -102,8 +116,8 @@ class Api {
     v1::LeaseRequest req;
     req.set_queue(queue);
     req.set_max_jobs(n);
-    *req.mutable_wait() = Dur(wait);
-    *req.mutable_visibility_timeout() = Dur(visibility);
+    *req.mutable_wait() = ToProtoDuration(wait);
+    *req.mutable_visibility_timeout() = ToProtoDuration(visibility);
     req.set_worker_id("test");
     v1::LeaseResponse resp;
     grpc::Status s = Lease(req, &resp, wait + absl::Seconds(30));
@@ -150,7 +164,7 @@ class Api {
     v1::ExtendLeaseRequest req;
     req.set_job_id(job_id);
     req.set_lease_id(lease_id);
-    *req.mutable_visibility_timeout() = Dur(timeout);
+    *req.mutable_visibility_timeout() = ToProtoDuration(timeout);
     return stub_->ExtendLease(&ctx, req, resp);
   }
 

@@ -158,7 +158,7 @@ TEST_F(CrashTest, SigtermReturnsWaitingPollsEmptyAndExitsZero) {
       Api api(server_->Channel());
       v1::LeaseRequest req;
       req.set_queue("term");
-      *req.mutable_wait() = Dur(absl::Seconds(25));
+      *req.mutable_wait() = ToProtoDuration(absl::Seconds(25));
       v1::LeaseResponse resp;
       grpc::Status s = api.Lease(req, &resp);
       if (s.ok() && resp.jobs_size() == 0) ++empty_ok;

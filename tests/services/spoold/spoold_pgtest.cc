@@ -39,7 +39,7 @@ TEST_F(SemanticsTest, LeasesByPriorityThenRunTimeThenEnqueueOrder) {
   v1::JobSpec old;
   old.set_queue("order");
   old.set_payload("old");
-  *old.mutable_run_at() = Ts(absl::Now() - absl::Hours(1));
+  *old.mutable_run_at() = ToProtoTimestamp(absl::Now() - absl::Hours(1));
   v1::EnqueueResponse resp;
   ASSERT_TRUE(api_->Enqueue(old, &resp).ok());
 
@@ -73,7 +73,7 @@ TEST_F(SemanticsTest, LeaseRespectsMaxJobsAndReturnsPayloadAndHeaders) {
   EXPECT_EQ(jobs[0].payload(), std::string("\0bin\xff", 5));
   EXPECT_EQ(jobs[0].headers().at("trace"), "abc \"quoted\" \\ ü");
   EXPECT_EQ(jobs[0].headers().at("tenant"), "t1");
-  EXPECT_GT(FromTs(jobs[0].lease_expires_at()), absl::Now());
+  EXPECT_GT(ToTime(jobs[0].lease_expires_at()), absl::Now());
   // max_jobs 0 means 1.
   v1::LeaseRequest req;
   req.set_queue("hdr");
@@ -86,7 +86,7 @@ TEST_F(SemanticsTest, DelayedJobIsInvisibleUntilDueThenLeasable) {
   v1::JobSpec spec;
   spec.set_queue("delay");
   spec.set_payload("later");
-  *spec.mutable_delay() = Dur(absl::Seconds(2));
+  *spec.mutable_delay() = ToProtoDuration(absl::Seconds(2));
   v1::EnqueueResponse resp;
   absl::Time enqueued = absl::Now();
   ASSERT_TRUE(api_->Enqueue(spec, &resp).ok());
@@ -102,7 +102,7 @@ TEST_F(SemanticsTest, DelayedJobIsInvisibleUntilDueThenLeasable) {
 TEST_F(SemanticsTest, RunAtInThePastIsReadyAtOnce) {
   v1::JobSpec spec;
   spec.set_queue("runat");
-  *spec.mutable_run_at() = Ts(absl::Now() - absl::Minutes(5));
+  *spec.mutable_run_at() = ToProtoTimestamp(absl::Now() - absl::Minutes(5));
   v1::EnqueueResponse resp;
   ASSERT_TRUE(api_->Enqueue(spec, &resp).ok());
   EXPECT_EQ(api_->MustGetJob(resp.job_id()).state(), v1::JOB_STATE_READY);
@@ -193,7 +193,7 @@ TEST_F(SemanticsTest, ExtendLeaseKeepsJobAwayPastItsTimeout) {
     grpc::Status s =
         api_->Extend(id, jobs[0].lease_id(), absl::Seconds(1), &er);
     ASSERT_TRUE(s.ok()) << s.error_message();
-    EXPECT_GT(FromTs(er.lease_expires_at()), absl::Now());
+    EXPECT_GT(ToTime(er.lease_expires_at()), absl::Now());
     absl::SleepFor(absl::Milliseconds(500));
   }
   // Two seconds later than the original timeout, still ours.
@@ -208,13 +208,13 @@ TEST_F(SemanticsTest, NackWithDelayReschedules) {
   v1::NackRequest req;
   req.set_job_id(id);
   req.set_lease_id(jobs[0].lease_id());
-  *req.mutable_retry_delay() = Dur(absl::Seconds(2));
+  *req.mutable_retry_delay() = ToProtoDuration(absl::Seconds(2));
   req.set_error("upstream timed out");
   v1::NackResponse resp;
   absl::Time before = absl::Now();
   ASSERT_TRUE(api_->Nack(req, &resp).ok());
   EXPECT_EQ(resp.state(), v1::JOB_STATE_SCHEDULED);
-  absl::Time next = FromTs(resp.next_run_at());
+  absl::Time next = ToTime(resp.next_run_at());
   EXPECT_GE(next, before + absl::Milliseconds(1500));
   EXPECT_LE(next, absl::Now() + absl::Seconds(3));
   v1::Job job = api_->MustGetJob(id);
@@ -232,19 +232,19 @@ TEST_F(SemanticsTest, LongestVisibilityTimeoutAndRetryDelayAreAccepted) {
   std::string id = api_->MustEnqueue("long", "x");
   auto jobs = api_->LeaseJobs("long", 1, absl::ZeroDuration(), absl::Hours(12));
   ASSERT_EQ(jobs.size(), 1u);
-  EXPECT_GT(FromTs(jobs[0].lease_expires_at()), absl::Now() + absl::Hours(11));
+  EXPECT_GT(ToTime(jobs[0].lease_expires_at()), absl::Now() + absl::Hours(11));
   v1::ExtendLeaseResponse er;
   ASSERT_TRUE(api_->Extend(id, jobs[0].lease_id(), absl::Hours(12), &er).ok());
-  EXPECT_GT(FromTs(er.lease_expires_at()), absl::Now() + absl::Hours(11));
+  EXPECT_GT(ToTime(er.lease_expires_at()), absl::Now() + absl::Hours(11));
   v1::NackRequest req;
   req.set_job_id(id);
   req.set_lease_id(jobs[0].lease_id());
-  *req.mutable_retry_delay() = Dur(absl::Hours(24 * 366));
+  *req.mutable_retry_delay() = ToProtoDuration(absl::Hours(24 * 366));
   v1::NackResponse resp;
   grpc::Status s = api_->Nack(req, &resp);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(resp.state(), v1::JOB_STATE_SCHEDULED);
-  EXPECT_GT(FromTs(resp.next_run_at()), absl::Now() + absl::Hours(24 * 365));
+  EXPECT_GT(ToTime(resp.next_run_at()), absl::Now() + absl::Hours(24 * 365));
 }
 
 TEST_F(SemanticsTest, NackWithZeroDelayIsReadyAtOnce) {
@@ -254,7 +254,7 @@ TEST_F(SemanticsTest, NackWithZeroDelayIsReadyAtOnce) {
   v1::NackRequest req;
   req.set_job_id(id);
   req.set_lease_id(jobs[0].lease_id());
-  *req.mutable_retry_delay() = Dur(absl::ZeroDuration());
+  *req.mutable_retry_delay() = ToProtoDuration(absl::ZeroDuration());
   v1::NackResponse resp;
   ASSERT_TRUE(api_->Nack(req, &resp).ok());
   EXPECT_EQ(resp.state(), v1::JOB_STATE_READY);
@@ -276,7 +276,7 @@ TEST_F(SemanticsTest, NackWithoutDelayUsesQueueBackoff) {
     absl::Time before = absl::Now();
     ASSERT_TRUE(api_->Nack(req, &resp).ok());
     EXPECT_EQ(resp.state(), v1::JOB_STATE_SCHEDULED);
-    absl::Duration delay = FromTs(resp.next_run_at()) - before;
+    absl::Duration delay = ToTime(resp.next_run_at()) - before;
     const double base = attempt == 1 ? 1.0 : 2.0;
     EXPECT_GE(delay, absl::Seconds(base * 0.8) - absl::Milliseconds(50))
         << "attempt " << attempt;
@@ -298,7 +298,7 @@ TEST_F(SemanticsTest, MaxAttemptsExhaustedGoesDead) {
     v1::NackRequest req;
     req.set_job_id(er.job_id());
     req.set_lease_id(jobs[0].lease_id());
-    *req.mutable_retry_delay() = Dur(absl::ZeroDuration());
+    *req.mutable_retry_delay() = ToProtoDuration(absl::ZeroDuration());
     req.set_error(absl::StrCat("failure ", attempt));
     v1::NackResponse resp;
     ASSERT_TRUE(api_->Nack(req, &resp).ok());
@@ -747,7 +747,7 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
   // shortly before the deadline.
   v1::LeaseRequest req;
   req.set_queue("cancel");
-  *req.mutable_wait() = Dur(absl::Seconds(20));
+  *req.mutable_wait() = ToProtoDuration(absl::Seconds(20));
   v1::LeaseResponse resp;
   absl::Time start = absl::Now();
   grpc::Status s = api_->Lease(req, &resp, absl::Seconds(1));
@@ -904,7 +904,7 @@ TEST_F(SemanticsTest, WaitIsCappedByServerMaximum) {
   Api api((*capped)->Channel());
   v1::LeaseRequest req;
   req.set_queue("cap");
-  *req.mutable_wait() = Dur(absl::Hours(24));
+  *req.mutable_wait() = ToProtoDuration(absl::Hours(24));
   v1::LeaseResponse resp;
   absl::Time start = absl::Now();
   grpc::Status s = api.Lease(req, &resp, absl::Seconds(30));
@@ -918,7 +918,7 @@ TEST_F(SemanticsTest, ThousandIdleLongPollsNeedFewThreadsAndConnections) {
   constexpr int kPolls = 1000;
   v1::LeaseRequest req;
   req.set_queue("many");
-  *req.mutable_wait() = Dur(absl::Seconds(6));
+  *req.mutable_wait() = ToProtoDuration(absl::Seconds(6));
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<v1::LeaseResponse> responses(kPolls);
   std::atomic<int> done{0}, ok{0}, jobs{0};
@@ -981,24 +981,30 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
        "job.priority"},
       {"both times",
        [](v1::JobSpec& s) {
-         *s.mutable_delay() = Dur(absl::Seconds(1));
-         *s.mutable_run_at() = Ts(absl::Now());
+         *s.mutable_delay() = ToProtoDuration(absl::Seconds(1));
+         *s.mutable_run_at() = ToProtoTimestamp(absl::Now());
        },
        "job.delay"},
       {"delay too long",
-       [](v1::JobSpec& s) { *s.mutable_delay() = Dur(absl::Hours(24 * 367)); },
+       [](v1::JobSpec& s) {
+         *s.mutable_delay() = ToProtoDuration(absl::Hours(24 * 367));
+       },
        "job.delay"},
       {"negative delay",
-       [](v1::JobSpec& s) { *s.mutable_delay() = Dur(absl::Seconds(-5)); },
+       [](v1::JobSpec& s) {
+         *s.mutable_delay() = ToProtoDuration(absl::Seconds(-5));
+       },
        "job.delay"},
       {"run_at far future",
        [](v1::JobSpec& s) {
-         *s.mutable_run_at() = Ts(absl::Now() + absl::Hours(24 * 367));
+         *s.mutable_run_at() =
+             ToProtoTimestamp(absl::Now() + absl::Hours(24 * 367));
        },
        "job.run_at"},
       {"run_at far past",
        [](v1::JobSpec& s) {
-         *s.mutable_run_at() = Ts(absl::Now() - absl::Hours(24 * 367));
+         *s.mutable_run_at() =
+             ToProtoTimestamp(absl::Now() - absl::Hours(24 * 367));
        },
        "job.run_at"},
       {"negative attempts", [](v1::JobSpec& s) { s.set_max_attempts(-1); },
@@ -1047,16 +1053,19 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
        "max_jobs"},
       {"visibility short",
        [](v1::LeaseRequest& r) {
-         *r.mutable_visibility_timeout() = Dur(absl::Milliseconds(500));
+         *r.mutable_visibility_timeout() =
+             ToProtoDuration(absl::Milliseconds(500));
        },
        "visibility_timeout"},
       {"visibility long",
        [](v1::LeaseRequest& r) {
-         *r.mutable_visibility_timeout() = Dur(absl::Hours(13));
+         *r.mutable_visibility_timeout() = ToProtoDuration(absl::Hours(13));
        },
        "visibility_timeout"},
       {"negative wait",
-       [](v1::LeaseRequest& r) { *r.mutable_wait() = Dur(absl::Seconds(-1)); },
+       [](v1::LeaseRequest& r) {
+         *r.mutable_wait() = ToProtoDuration(absl::Seconds(-1));
+       },
        "wait"},
   };
   for (const LeaseCase& c : lease_cases) {
@@ -1083,7 +1092,7 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("lease_id"));
   nack.set_lease_id("00000000-0000-4000-8000-000000000000");
-  *nack.mutable_retry_delay() = Dur(absl::Seconds(-1));
+  *nack.mutable_retry_delay() = ToProtoDuration(absl::Seconds(-1));
   s = api_->Nack(nack, &nr);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("retry_delay"));
@@ -1149,7 +1158,7 @@ TEST(KeepaliveTest, LongPollSurvivesClientPingsAtTheAllowedInterval) {
   Api api(channel);
   v1::LeaseRequest req;
   req.set_queue("quiet");
-  *req.mutable_wait() = Dur(absl::Seconds(9));
+  *req.mutable_wait() = ToProtoDuration(absl::Seconds(9));
   v1::LeaseResponse resp;
   grpc::Status s = api.Lease(req, &resp);
   EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
