@@ -9,7 +9,6 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
@@ -28,7 +27,21 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class SemanticsTest : public SpooldTest {};
+// With metrics, so tests can read spool_long_polls_waiting.
+class SemanticsTest : public SpooldTest {
+ protected:
+  std::vector<std::string> ServerFlags() override {
+    std::vector<std::string> flags = FastFlags();
+    for (std::string& f : MetricsFlags()) flags.push_back(std::move(f));
+    return flags;
+  }
+
+  int MustMetricsPort() {
+    auto port = MetricsPort(*server_);
+    EXPECT_TRUE(port.ok()) << port.status();
+    return port.ok() ? *port : 0;
+  }
+};
 
 TEST_F(SemanticsTest, LeasesByPriorityThenRunTimeThenEnqueueOrder) {
   std::string low = api_->MustEnqueue("order", "low", -5);
@@ -188,6 +201,10 @@ TEST_F(SemanticsTest, ExtendLeaseKeepsJobAwayPastItsTimeout) {
   auto jobs =
       api_->LeaseJobs("extend", 1, absl::ZeroDuration(), absl::Seconds(1));
   ASSERT_EQ(jobs.size(), 1u);
+  // What this proves is that something does NOT happen (the job coming back
+  // when its first 1 s lease would have run out), so real time must pass:
+  // four 1 s extensions 500 ms apart carry the lease 2 s past that.
+  const absl::Time first_expiry = ToTime(jobs[0].lease_expires_at());
   for (int i = 0; i < 4; ++i) {
     v1::ExtendLeaseResponse er;
     grpc::Status s =
@@ -196,7 +213,8 @@ TEST_F(SemanticsTest, ExtendLeaseKeepsJobAwayPastItsTimeout) {
     EXPECT_GT(ToTime(er.lease_expires_at()), absl::Now());
     absl::SleepFor(absl::Milliseconds(500));
   }
-  // Two seconds later than the original timeout, still ours.
+  // Well past the original timeout, still ours.
+  ASSERT_GT(absl::Now(), first_expiry + absl::Milliseconds(500));
   EXPECT_TRUE(api_->LeaseJobs("extend", 1).empty());
   EXPECT_EQ(api_->AckOne(id, jobs[0].lease_id()), grpc::StatusCode::OK);
 }
@@ -343,13 +361,13 @@ TEST_F(SemanticsTest, LeaseExpiryOnLastAttemptGoesDead) {
       api_->LeaseJobs("lastexp", 1, absl::ZeroDuration(), absl::Seconds(1))
           .size(),
       1u);
-  absl::Time until = absl::Now() + absl::Seconds(15);
   v1::Job job;
-  while (absl::Now() < until) {
-    job = api_->MustGetJob(er.job_id());
-    if (job.state() == v1::JOB_STATE_DEAD) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        job = api_->MustGetJob(er.job_id());
+        return job.state() == v1::JOB_STATE_DEAD;
+      },
+      absl::Seconds(30), "the expired job to go dead"));
   EXPECT_EQ(job.state(), v1::JOB_STATE_DEAD);
   EXPECT_THAT(job.last_error(), HasSubstr("lease expired"));
   EXPECT_TRUE(api_->LeaseJobs("lastexp", 1).empty());
@@ -429,7 +447,13 @@ TEST_F(SemanticsTest, ExpiredIdempotencyKeyOfFinishedJobIsReused) {
   spec.set_idempotency_key("k");
   v1::EnqueueResponse first;
   ASSERT_TRUE(api_->Enqueue(spec, &first).ok());
-  absl::SleepFor(absl::Milliseconds(1200));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return QueryInt(url_,
+                        "SELECT count(*) FROM spool_idempotency_keys "
+                        "WHERE queue = 'idemexp' AND expires_at < now()") == 1;
+      },
+      absl::Seconds(30), "the idempotency key's window to end"));
   // Window over, but the job is still waiting: still a duplicate.
   v1::EnqueueResponse second;
   ASSERT_TRUE(api_->Enqueue(spec, &second).ok());
@@ -609,12 +633,13 @@ TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
   // Within retention: both still readable.
   EXPECT_EQ(api_->MustGetJob(ok_job.job_id()).state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(api_->MustGetJob(dead_job.job_id()).state(), v1::JOB_STATE_DEAD);
-  absl::Time until = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < until &&
-         QueryInt(url_, "SELECT count(*) FROM spool_jobs WHERE queue = 'ret'") >
-             0) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return QueryInt(
+                   url_,
+                   "SELECT count(*) FROM spool_jobs WHERE queue = 'ret'") == 0;
+      },
+      absl::Seconds(30), "retention to delete the finished jobs"));
   v1::Job gone;
   EXPECT_EQ(api_->GetJob(ok_job.job_id(), &gone).error_code(),
             grpc::StatusCode::NOT_FOUND);
@@ -622,13 +647,13 @@ TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
             grpc::StatusCode::NOT_FOUND);
   // The keys of the finished jobs expired with their window and are gone;
   // the other queue keeps its job and key.
-  until = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < until &&
-         QueryInt(url_,
-                  "SELECT count(*) FROM spool_idempotency_keys "
-                  "WHERE queue = 'ret'") > 0) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return QueryInt(url_,
+                        "SELECT count(*) FROM spool_idempotency_keys "
+                        "WHERE queue = 'ret'") == 0;
+      },
+      absl::Seconds(30), "retention to delete the expired keys"));
   EXPECT_EQ(QueryInt(url_,
                      "SELECT count(*) FROM spool_idempotency_keys "
                      "WHERE queue = 'ret'"),
@@ -731,15 +756,35 @@ TEST_F(SemanticsTest, LongPollTimesOutEmpty) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(900));
 }
 
+// The in-process wake-up delivers a job to a parked long-poll at once. The
+// spoold here polls and runs maintenance only once a minute, so without the
+// wake-up the job could not arrive within the 5 s bound.
 TEST_F(SemanticsTest, LongPollWakesOnEnqueue) {
+  std::vector<std::string> flags = {"--fallback_poll=60s",
+                                    "--maintenance_interval=60s"};
+  for (std::string& f : MetricsFlags()) flags.push_back(std::move(f));
+  auto spoold = SpooldProcess::Start(url_, flags);
+  ASSERT_TRUE(spoold.ok()) << spoold.status();
+  auto metrics_port = MetricsPort(**spoold);
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+  Api api((*spoold)->Channel());
   std::vector<v1::LeasedJob> got;
-  std::thread waiter(
-      [&] { got = api_->LeaseJobs("wake", 1, absl::Seconds(25)); });
-  absl::SleepFor(absl::Milliseconds(300));
-  std::string id = api_->MustEnqueue("wake", "now");
+  absl::Time returned;
+  std::thread waiter([&] {
+    got = api.LeaseJobs("wake", 1, absl::Seconds(25));
+    returned = absl::Now();
+  });
+  // Parked: its first lease query found nothing. No ASSERT before the join.
+  const ::testing::AssertionResult parked =
+      WaitForLongPollsWaiting(*metrics_port, 1);
+  const absl::Time sent = absl::Now();
+  std::string id = api.MustEnqueue("wake", "now");
   waiter.join();
+  ASSERT_TRUE(parked) << (*spoold)->LogTail();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].job_id(), id);
+  EXPECT_LT(returned - sent, absl::Seconds(5))
+      << "delivered by the fallback poll, not the wake-up?";
 }
 
 TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
@@ -765,13 +810,20 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
                                  cancelled_status = st;
                                  finished.Notify();
                                });
-  absl::SleepFor(absl::Milliseconds(300));
+  const int metrics_port = MustMetricsPort();
+  // Cancelled while parked, not on its way in.
+  EXPECT_TRUE(WaitForLongPollsWaiting(metrics_port, 1));
   ctx.TryCancel();
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(5)));
   EXPECT_EQ(cancelled_status.error_code(), grpc::StatusCode::CANCELLED);
+  // spoold dropped the waiter, so nothing is left to take the job.
+  EXPECT_TRUE(WaitForLongPollsWaiting(metrics_port, 0));
   std::string id = api_->MustEnqueue("cancel", "x");
-  absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(api_->MustGetJob(id).state(), v1::JOB_STATE_READY);
+  auto leased = api_->LeaseJobs("cancel", 1);
+  ASSERT_EQ(leased.size(), 1u);
+  EXPECT_EQ(leased[0].job_id(), id);
+  EXPECT_EQ(leased[0].attempt(), 1);  // Never leased before.
 }
 
 // The call is cancelled while its lease query runs (held up here by a table
@@ -779,12 +831,10 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
 // straight back, without counting the attempt.
 TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
   // A spoold of its own, with metrics.
-  auto metrics_port = PickFreePort();
-  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
-  auto spoold = SpooldProcess::Start(
-      url_, {"--log_level=warning",
-             absl::StrCat("--metrics_listen=127.0.0.1:", *metrics_port)});
+  auto spoold = SpooldProcess::Start(url_, MetricsFlags());
   ASSERT_TRUE(spoold.ok()) << spoold.status();
+  auto metrics_port = MetricsPort(**spoold);
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
   Api api((*spoold)->Channel());
   const std::string id = api.MustEnqueue("gone", "x");
   // The row's version before; leasing and releasing each write a new one.
@@ -807,49 +857,59 @@ TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
     finished.Notify();
   });
   // spoold's lease statement is waiting for the lock.
-  bool waiting = false;
-  for (absl::Time until = absl::Now() + absl::Seconds(10);
-       !waiting && absl::Now() < until;
-       absl::SleepFor(absl::Milliseconds(20))) {
-    waiting = QueryInt(url_,
-                       "SELECT count(*) FROM pg_stat_activity WHERE "
-                       "wait_event_type = 'Lock' AND query LIKE "
-                       "'%UPDATE spool_jobs j%SKIP LOCKED%'") > 0;
-  }
+  const bool waiting = WaitUntil(
+      [&] {
+        return QueryInt(url_,
+                        "SELECT count(*) FROM pg_stat_activity WHERE "
+                        "wait_event_type = 'Lock' AND query LIKE "
+                        "'%UPDATE spool_jobs j%SKIP LOCKED%'") > 0;
+      },
+      absl::Seconds(30), "spoold's lease statement to wait for the lock");
+  if (!waiting) lock->abort();  // Lets the call end before the ASSERT.
   ASSERT_TRUE(waiting);
   ctx.TryCancel();
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(5)));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  absl::SleepFor(absl::Milliseconds(300));  // spoold sees the cancellation.
+  // spoold has seen the cancellation once it answered the call CANCELLED
+  // (the RPC metric counts the status it sent).
+  const Labels cancelled{{"method", "Lease"}, {"code", "CANCELLED"}};
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto n = ScrapeMetric(*metrics_port, "spool_rpc_duration_seconds_count",
+                              cancelled);
+        return n.ok() && *n == 1;
+      },
+      absl::Seconds(30), "spoold to answer the cancelled Lease call"));
   lock->abort();  // The lease query runs now and leases the job.
 
   // Leased (a new row version, state leased), then handed back (another
   // one, ready).
-  bool back = false;
-  for (absl::Time until = absl::Now() + absl::Seconds(10);
-       !back && absl::Now() < until; absl::SleepFor(absl::Milliseconds(20))) {
-    back = QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs "
-                                       "WHERE id = ",
-                                       id,
-                                       " AND state = 2 AND xmin::text::int8"
-                                       " <> ",
-                                       version)) == 1;
-  }
-  ASSERT_TRUE(back);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs "
+                                           "WHERE id = ",
+                                           id,
+                                           " AND state = 2 AND "
+                                           "xmin::text::int8 <> ",
+                                           version)) == 1;
+      },
+      absl::Seconds(30), "the job leased for nobody to be handed back"));
   // Counted as leased, and as handed back.
   const Labels gone{{"queue", "gone"}};
-  std::optional<Exposition> metrics;
-  for (absl::Time until = absl::Now() + absl::Seconds(10); absl::Now() < until;
-       absl::SleepFor(absl::Milliseconds(50))) {
-    auto page = HttpGet(*metrics_port, "/metrics");
-    ASSERT_TRUE(page.ok()) << page.status();
-    auto parsed = ParsePrometheusText(page->body);
-    ASSERT_TRUE(parsed.ok()) << parsed.status();
-    metrics = *std::move(parsed);
-    if (metrics->Sum("spool_leases_released_total", gone) > 0) break;
-  }
-  EXPECT_EQ(metrics->Sum("spool_leases_released_total", gone), 1);
-  EXPECT_EQ(metrics->Sum("spool_jobs_leased_total", gone), 1);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto n =
+            ScrapeMetric(*metrics_port, "spool_leases_released_total", gone);
+        return n.ok() && *n > 0;
+      },
+      absl::Seconds(30), "spool_leases_released_total to count the job"));
+  auto released =
+      ScrapeMetric(*metrics_port, "spool_leases_released_total", gone);
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1);
+  auto leased = ScrapeMetric(*metrics_port, "spool_jobs_leased_total", gone);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  EXPECT_EQ(*leased, 1);
   v1::Job job = api.MustGetJob(id);
   EXPECT_EQ(job.state(), v1::JOB_STATE_READY);
   EXPECT_EQ(job.attempt(), 0);
@@ -931,7 +991,8 @@ TEST_F(SemanticsTest, ThousandIdleLongPollsNeedFewThreadsAndConnections) {
                                    ++done;
                                  });
   }
-  absl::SleepFor(absl::Seconds(2));
+  // All parked (none answered yet) before threads and connections count.
+  EXPECT_TRUE(WaitForLongPollsWaiting(MustMetricsPort(), kPolls));
   EXPECT_EQ(done.load(), 0);
   // Count spoold's threads and the database connections while all wait.
   int threads = 0;
@@ -954,10 +1015,8 @@ TEST_F(SemanticsTest, ThousandIdleLongPollsNeedFewThreadsAndConnections) {
   EXPECT_LT(connections, 16) << "database connections with 1000 waiting polls";
   // Ten jobs go to ten of the waiters; the rest time out empty.
   for (int i = 0; i < 10; ++i) api_->MustEnqueue("many", "x");
-  absl::Time until = absl::Now() + absl::Seconds(30);
-  while (done.load() < kPolls && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  EXPECT_TRUE(WaitUntil([&] { return done.load() == kPolls; },
+                        absl::Seconds(30), "every poll to be answered"));
   EXPECT_EQ(done.load(), kPolls);
   EXPECT_EQ(ok.load(), kPolls);
   EXPECT_EQ(jobs.load(), 10);
