@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 #include <regex>
+#include <thread>
 
 #include "absl/time/clock.h"
 
@@ -31,6 +32,37 @@ int64_t CountExistingJobs(const std::string& url,
                   "SELECT count(*) FROM spool_jobs WHERE id IN (" + list + ")");
 }
 
+::testing::AssertionResult WaitForQueryInt(const std::string& url,
+                                           const std::string& sql, int64_t want,
+                                           absl::string_view what) {
+  int64_t last = 0;
+  ::testing::AssertionResult r = WaitUntil(
+      [&] {
+        last = QueryInt(url, sql);
+        return last == want;
+      },
+      absl::Seconds(30), what);
+  if (!r) r << " (" << sql << " returned " << last << ", want " << want << ")";
+  return r;
+}
+
+WakeUp LeaseParkedThenEnqueue(Api& waiter, int waiter_metrics_port,
+                              Api& enqueuer, const std::string& queue) {
+  WakeUp w;
+  absl::Time returned;
+  std::thread poll([&] {
+    w.got = waiter.LeaseJobs(queue, 1, absl::Seconds(25));
+    returned = absl::Now();
+  });
+  // Parked: its first lease query found nothing.
+  w.parked = WaitForLongPollsWaiting(waiter_metrics_port, 1);
+  const absl::Time sent = absl::Now();
+  w.enqueued_id = enqueuer.MustEnqueue(queue, "wake");
+  poll.join();
+  w.latency = returned - sent;
+  return w;
+}
+
 ::testing::AssertionResult WaitUntil(const std::function<bool()>& done,
                                      absl::Duration timeout,
                                      absl::string_view what) {
@@ -48,6 +80,15 @@ int64_t CountExistingJobs(const std::string& url,
 
 std::vector<std::string> MetricsFlags() {
   return {"--metrics_listen=127.0.0.1:0", "--log_level=info"};
+}
+
+std::vector<std::string> WithMetrics(std::vector<std::string> flags) {
+  for (std::string& f : MetricsFlags()) flags.push_back(std::move(f));
+  return flags;
+}
+
+std::vector<std::string> WakeUpOnlyFlags() {
+  return WithMetrics({"--fallback_poll=60s", "--maintenance_interval=60s"});
 }
 
 absl::StatusOr<int> MetricsPort(const SpooldProcess& server) {

@@ -48,6 +48,11 @@ using wire::ToTime;
 // last: the last --log_level wins).
 std::vector<std::string> MetricsFlags();
 absl::StatusOr<int> MetricsPort(const SpooldProcess& server);
+// `flags` followed by MetricsFlags().
+std::vector<std::string> WithMetrics(std::vector<std::string> flags);
+// Fallback polling and maintenance slowed to a minute, with metrics: only a
+// wake-up (in-process or NOTIFY) delivers a job to a parked poll in seconds.
+std::vector<std::string> WakeUpOnlyFlags();
 
 // One scrape of spoold's /metrics: the sum of the samples named `name` whose
 // labels include `match` (0 when none do).
@@ -188,6 +193,20 @@ class Api {
   std::unique_ptr<v1::JobService::Stub> stub_;
 };
 
+// A long-poll parked on one spoold, then a job enqueued (maybe through
+// another): what the poll got and how long after the enqueue it returned.
+struct WakeUp {
+  ::testing::AssertionResult parked = ::testing::AssertionFailure();
+  std::vector<v1::LeasedJob> got;
+  std::string enqueued_id;
+  absl::Duration latency;
+};
+// Starts a 25 s Lease on `waiter`, waits until `waiter_metrics_port` shows it
+// parked, enqueues one job on `queue` through `enqueuer`, and waits for the
+// Lease to return.
+WakeUp LeaseParkedThenEnqueue(Api& waiter, int waiter_metrics_port,
+                              Api& enqueuer, const std::string& queue);
+
 // Runs SQL against a test database (settings the API cannot change yet).
 void ExecSql(const std::string& url, const std::string& sql);
 // Runs a query returning one integer.
@@ -195,6 +214,10 @@ int64_t QueryInt(const std::string& url, const std::string& sql);
 // How many of these job ids exist in spool_jobs.
 int64_t CountExistingJobs(const std::string& url,
                           const std::set<std::string>& ids);
+// Waits (WaitUntil, 30 s) until the integer query `sql` returns `want`.
+::testing::AssertionResult WaitForQueryInt(const std::string& url,
+                                           const std::string& sql, int64_t want,
+                                           absl::string_view what);
 
 // A database and one spoold on it, per test.
 class SpooldTest : public ::testing::Test {
@@ -216,6 +239,20 @@ class SpooldTest : public ::testing::Test {
   std::string url_;
   std::unique_ptr<SpooldProcess> server_;
   std::unique_ptr<Api> api_;
+};
+
+// SpooldTest whose spoold also serves /metrics (for the long-poll gauge).
+class SpooldWithMetricsTest : public SpooldTest {
+ protected:
+  std::vector<std::string> ServerFlags() override {
+    return WithMetrics(FastFlags());
+  }
+  // The metrics port of server_ (0 and a test failure if unknown).
+  int MustMetricsPort() {
+    auto port = MetricsPort(*server_);
+    EXPECT_TRUE(port.ok()) << port.status();
+    return port.ok() ? *port : 0;
+  }
 };
 
 }  // namespace spool::testing

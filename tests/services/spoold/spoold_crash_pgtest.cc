@@ -77,15 +77,8 @@ class Producers {
   int not_unavailable_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-class CrashTest : public SpooldTest {
- protected:
-  // With metrics, so tests can read spool_long_polls_waiting.
-  std::vector<std::string> ServerFlags() override {
-    std::vector<std::string> flags = FastFlags();
-    for (std::string& f : MetricsFlags()) flags.push_back(std::move(f));
-    return flags;
-  }
-};
+// With metrics, so tests can read spool_long_polls_waiting.
+class CrashTest : public SpooldWithMetricsTest {};
 
 TEST_F(CrashTest, Kill9WhileJobsAreLeasedLosesNoJob) {
   std::set<std::string> ids;
@@ -186,12 +179,8 @@ TEST_F(CrashTest, SigtermReturnsWaitingPollsEmptyAndExitsZero) {
   // SIGTERM only once all five are parked, so the test shows parked polls
   // being ended, not calls refused on their way in. (No ASSERT before the
   // joins: the waiter threads must end first.)
-  auto metrics_port = MetricsPort(*server_);
-  EXPECT_TRUE(metrics_port.ok()) << metrics_port.status();
-  if (metrics_port.ok()) {
-    EXPECT_TRUE(WaitForLongPollsWaiting(*metrics_port, kWaiters))
-        << server_->LogTail();
-  }
+  EXPECT_TRUE(WaitForLongPollsWaiting(MustMetricsPort(), kWaiters))
+      << server_->LogTail();
   absl::Time start = absl::Now();
   auto code = server_->Terminate(absl::Seconds(20));
   for (auto& t : waiters) t.join();

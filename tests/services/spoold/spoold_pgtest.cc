@@ -28,20 +28,7 @@ namespace {
 using ::testing::HasSubstr;
 
 // With metrics, so tests can read spool_long_polls_waiting.
-class SemanticsTest : public SpooldTest {
- protected:
-  std::vector<std::string> ServerFlags() override {
-    std::vector<std::string> flags = FastFlags();
-    for (std::string& f : MetricsFlags()) flags.push_back(std::move(f));
-    return flags;
-  }
-
-  int MustMetricsPort() {
-    auto port = MetricsPort(*server_);
-    EXPECT_TRUE(port.ok()) << port.status();
-    return port.ok() ? *port : 0;
-  }
-};
+class SemanticsTest : public SpooldWithMetricsTest {};
 
 TEST_F(SemanticsTest, LeasesByPriorityThenRunTimeThenEnqueueOrder) {
   std::string low = api_->MustEnqueue("order", "low", -5);
@@ -447,13 +434,10 @@ TEST_F(SemanticsTest, ExpiredIdempotencyKeyOfFinishedJobIsReused) {
   spec.set_idempotency_key("k");
   v1::EnqueueResponse first;
   ASSERT_TRUE(api_->Enqueue(spec, &first).ok());
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return QueryInt(url_,
-                        "SELECT count(*) FROM spool_idempotency_keys "
-                        "WHERE queue = 'idemexp' AND expires_at < now()") == 1;
-      },
-      absl::Seconds(30), "the idempotency key's window to end"));
+  ASSERT_TRUE(WaitForQueryInt(url_,
+                              "SELECT count(*) FROM spool_idempotency_keys "
+                              "WHERE queue = 'idemexp' AND expires_at < now()",
+                              1, "the idempotency key's window to end"));
   // Window over, but the job is still waiting: still a duplicate.
   v1::EnqueueResponse second;
   ASSERT_TRUE(api_->Enqueue(spec, &second).ok());
@@ -633,13 +617,9 @@ TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
   // Within retention: both still readable.
   EXPECT_EQ(api_->MustGetJob(ok_job.job_id()).state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(api_->MustGetJob(dead_job.job_id()).state(), v1::JOB_STATE_DEAD);
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        return QueryInt(
-                   url_,
-                   "SELECT count(*) FROM spool_jobs WHERE queue = 'ret'") == 0;
-      },
-      absl::Seconds(30), "retention to delete the finished jobs"));
+  EXPECT_TRUE(WaitForQueryInt(
+      url_, "SELECT count(*) FROM spool_jobs WHERE queue = 'ret'", 0,
+      "retention to delete the finished jobs"));
   v1::Job gone;
   EXPECT_EQ(api_->GetJob(ok_job.job_id(), &gone).error_code(),
             grpc::StatusCode::NOT_FOUND);
@@ -647,13 +627,10 @@ TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
             grpc::StatusCode::NOT_FOUND);
   // The keys of the finished jobs expired with their window and are gone;
   // the other queue keeps its job and key.
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        return QueryInt(url_,
-                        "SELECT count(*) FROM spool_idempotency_keys "
-                        "WHERE queue = 'ret'") == 0;
-      },
-      absl::Seconds(30), "retention to delete the expired keys"));
+  EXPECT_TRUE(WaitForQueryInt(url_,
+                              "SELECT count(*) FROM spool_idempotency_keys "
+                              "WHERE queue = 'ret'",
+                              0, "retention to delete the expired keys"));
   EXPECT_EQ(QueryInt(url_,
                      "SELECT count(*) FROM spool_idempotency_keys "
                      "WHERE queue = 'ret'"),
@@ -760,30 +737,16 @@ TEST_F(SemanticsTest, LongPollTimesOutEmpty) {
 // spoold here polls and runs maintenance only once a minute, so without the
 // wake-up the job could not arrive within the 5 s bound.
 TEST_F(SemanticsTest, LongPollWakesOnEnqueue) {
-  std::vector<std::string> flags = {"--fallback_poll=60s",
-                                    "--maintenance_interval=60s"};
-  for (std::string& f : MetricsFlags()) flags.push_back(std::move(f));
-  auto spoold = SpooldProcess::Start(url_, flags);
+  auto spoold = SpooldProcess::Start(url_, WakeUpOnlyFlags());
   ASSERT_TRUE(spoold.ok()) << spoold.status();
   auto metrics_port = MetricsPort(**spoold);
   ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
   Api api((*spoold)->Channel());
-  std::vector<v1::LeasedJob> got;
-  absl::Time returned;
-  std::thread waiter([&] {
-    got = api.LeaseJobs("wake", 1, absl::Seconds(25));
-    returned = absl::Now();
-  });
-  // Parked: its first lease query found nothing. No ASSERT before the join.
-  const ::testing::AssertionResult parked =
-      WaitForLongPollsWaiting(*metrics_port, 1);
-  const absl::Time sent = absl::Now();
-  std::string id = api.MustEnqueue("wake", "now");
-  waiter.join();
-  ASSERT_TRUE(parked) << (*spoold)->LogTail();
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].job_id(), id);
-  EXPECT_LT(returned - sent, absl::Seconds(5))
+  WakeUp w = LeaseParkedThenEnqueue(api, *metrics_port, api, "wake");
+  ASSERT_TRUE(w.parked) << (*spoold)->LogTail();
+  ASSERT_EQ(w.got.size(), 1u);
+  EXPECT_EQ(w.got[0].job_id(), w.enqueued_id);
+  EXPECT_LT(w.latency, absl::Seconds(5))
       << "delivered by the fallback poll, not the wake-up?";
 }
 
@@ -884,16 +847,11 @@ TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
 
   // Leased (a new row version, state leased), then handed back (another
   // one, ready).
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs "
-                                           "WHERE id = ",
-                                           id,
-                                           " AND state = 2 AND "
-                                           "xmin::text::int8 <> ",
-                                           version)) == 1;
-      },
-      absl::Seconds(30), "the job leased for nobody to be handed back"));
+  ASSERT_TRUE(WaitForQueryInt(
+      url_,
+      absl::StrCat("SELECT count(*) FROM spool_jobs WHERE id = ", id,
+                   " AND state = 2 AND xmin::text::int8 <> ", version),
+      1, "the job leased for nobody to be handed back"));
   // Counted as leased, and as handed back.
   const Labels gone{{"queue", "gone"}};
   EXPECT_TRUE(WaitUntil(
