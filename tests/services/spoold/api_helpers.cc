@@ -95,7 +95,9 @@ absl::StatusOr<int> MetricsPort(const SpooldProcess& server) {
   // The whole log: the line is written once at start-up, before SERVING.
   auto log = ReadFile(server.LogPath());
   if (!log.ok()) return log.status();
-  static const std::regex kLine(R"re(msg="metrics listening".* port=(\d+))re");
+  // logfmt (msg="metrics listening" ... port=N) or JSON ("port":"N").
+  static const std::regex kLine(
+      R"re(msg"?[=:]"metrics listening".*?\bport"?[=:]"?(\d+))re");
   int port = 0;
   for (std::sregex_iterator it(log->begin(), log->end(), kLine), end; it != end;
        ++it) {
