@@ -6,15 +6,20 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "spool/v1/spool.grpc.pb.h"
+#include "spool/wire/time.h"
+#include "tests/services/spoold/metrics/metrics_test_util.h"
 #include "tests/support/spoold_process.h"
 #include "tests/support/test_postgres.h"
 
@@ -25,25 +30,39 @@ inline std::vector<std::string> FastFlags() {
   return {"--maintenance_interval=100ms", "--log_level=warning"};
 }
 
-inline google::protobuf::Duration Dur(absl::Duration d) {
-  google::protobuf::Duration out;
-  out.set_seconds(absl::ToInt64Seconds(d));
-  out.set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(d - absl::Seconds(out.seconds()))));
-  return out;
-}
+// Proto time fields for requests and responses (spool/wire/time.h).
+using wire::ToProtoDuration;
+using wire::ToProtoTimestamp;
+using wire::ToTime;
 
-inline absl::Time FromTs(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
+// Checks `done` every 20 ms until it holds or `timeout` passes; the failure
+// says what was awaited. For state a test observes (a row, a job's state, a
+// gauge), never for letting time pass.
+::testing::AssertionResult WaitUntil(const std::function<bool()>& done,
+                                     absl::Duration timeout,
+                                     absl::string_view what);
 
-inline google::protobuf::Timestamp Ts(absl::Time t) {
-  google::protobuf::Timestamp out;
-  out.set_seconds(absl::ToUnixSeconds(t));
-  out.set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(out.seconds()))));
-  return out;
-}
+// Flags for a metrics endpoint on a port the kernel picks, so there is no
+// race with a probed free port; MetricsPort() reads the port back from the
+// "metrics listening" line, which needs --log_level=info (put these flags
+// last: the last --log_level wins).
+std::vector<std::string> MetricsFlags();
+absl::StatusOr<int> MetricsPort(const SpooldProcess& server);
+// `flags` followed by MetricsFlags().
+std::vector<std::string> WithMetrics(std::vector<std::string> flags);
+// Fallback polling and maintenance slowed to a minute, with metrics: only a
+// wake-up (in-process or NOTIFY) delivers a job to a parked poll in seconds.
+std::vector<std::string> WakeUpOnlyFlags();
+
+// One scrape of spoold's /metrics: the sum of the samples named `name` whose
+// labels include `match` (0 when none do).
+absl::StatusOr<double> ScrapeMetric(int metrics_port, const std::string& name,
+                                    const Labels& match = {});
+
+// Waits until spoold's spool_long_polls_waiting gauge reads `n`: that many
+// Lease calls are parked, waiting for a job.
+::testing::AssertionResult WaitForLongPollsWaiting(
+    int metrics_port, int n, absl::Duration timeout = absl::Seconds(30));
 
 // A client bound to one spoold.
 class Api {
@@ -102,8 +121,8 @@ class Api {
     v1::LeaseRequest req;
     req.set_queue(queue);
     req.set_max_jobs(n);
-    *req.mutable_wait() = Dur(wait);
-    *req.mutable_visibility_timeout() = Dur(visibility);
+    *req.mutable_wait() = ToProtoDuration(wait);
+    *req.mutable_visibility_timeout() = ToProtoDuration(visibility);
     req.set_worker_id("test");
     v1::LeaseResponse resp;
     grpc::Status s = Lease(req, &resp, wait + absl::Seconds(30));
@@ -150,7 +169,7 @@ class Api {
     v1::ExtendLeaseRequest req;
     req.set_job_id(job_id);
     req.set_lease_id(lease_id);
-    *req.mutable_visibility_timeout() = Dur(timeout);
+    *req.mutable_visibility_timeout() = ToProtoDuration(timeout);
     return stub_->ExtendLease(&ctx, req, resp);
   }
 
@@ -174,6 +193,20 @@ class Api {
   std::unique_ptr<v1::JobService::Stub> stub_;
 };
 
+// A long-poll parked on one spoold, then a job enqueued (maybe through
+// another): what the poll got and how long after the enqueue it returned.
+struct WakeUp {
+  ::testing::AssertionResult parked = ::testing::AssertionFailure();
+  std::vector<v1::LeasedJob> got;
+  std::string enqueued_id;
+  absl::Duration latency;
+};
+// Starts a 25 s Lease on `waiter`, waits until `waiter_metrics_port` shows it
+// parked, enqueues one job on `queue` through `enqueuer`, and waits for the
+// Lease to return.
+WakeUp LeaseParkedThenEnqueue(Api& waiter, int waiter_metrics_port,
+                              Api& enqueuer, const std::string& queue);
+
 // Runs SQL against a test database (settings the API cannot change yet).
 void ExecSql(const std::string& url, const std::string& sql);
 // Runs a query returning one integer.
@@ -181,6 +214,10 @@ int64_t QueryInt(const std::string& url, const std::string& sql);
 // How many of these job ids exist in spool_jobs.
 int64_t CountExistingJobs(const std::string& url,
                           const std::set<std::string>& ids);
+// Waits (WaitUntil, 30 s) until the integer query `sql` returns `want`.
+::testing::AssertionResult WaitForQueryInt(const std::string& url,
+                                           const std::string& sql, int64_t want,
+                                           absl::string_view what);
 
 // A database and one spoold on it, per test.
 class SpooldTest : public ::testing::Test {
@@ -202,6 +239,20 @@ class SpooldTest : public ::testing::Test {
   std::string url_;
   std::unique_ptr<SpooldProcess> server_;
   std::unique_ptr<Api> api_;
+};
+
+// SpooldTest whose spoold also serves /metrics (for the long-poll gauge).
+class SpooldWithMetricsTest : public SpooldTest {
+ protected:
+  std::vector<std::string> ServerFlags() override {
+    return WithMetrics(FastFlags());
+  }
+  // The metrics port of server_ (0 and a test failure if unknown).
+  int MustMetricsPort() {
+    auto port = MetricsPort(*server_);
+    EXPECT_TRUE(port.ok()) << port.status();
+    return port.ok() ? *port : 0;
+  }
 };
 
 }  // namespace spool::testing

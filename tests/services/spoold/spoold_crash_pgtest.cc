@@ -41,6 +41,7 @@ class Producers {
               ++not_unavailable_;
             }
           }
+          // Paces retries while the server is down (not a synchronisation).
           absl::SleepFor(absl::Milliseconds(20));
         }
       });
@@ -76,7 +77,8 @@ class Producers {
   int not_unavailable_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-class CrashTest : public SpooldTest {};
+// With metrics, so tests can read spool_long_polls_waiting.
+class CrashTest : public SpooldWithMetricsTest {};
 
 TEST_F(CrashTest, Kill9WhileJobsAreLeasedLosesNoJob) {
   std::set<std::string> ids;
@@ -105,9 +107,13 @@ TEST_F(CrashTest, Kill9WhileJobsAreLeasedLosesNoJob) {
 
 TEST_F(CrashTest, Kill9DuringEnqueuesKeepsEveryAcknowledgedJob) {
   Producers producers(server_.get(), "enqcrash", absl::Seconds(2));
-  absl::SleepFor(absl::Milliseconds(700));
+  // Killed while enqueues are flowing...
+  ASSERT_TRUE(WaitUntil([&] { return producers.acknowledged().size() > 10; },
+                        absl::Seconds(30), "10 acknowledged enqueues"));
   ASSERT_TRUE(server_->Kill9().ok());
-  absl::SleepFor(absl::Milliseconds(200));
+  // ...and the producers saw the crash before they stop.
+  ASSERT_TRUE(WaitUntil([&] { return producers.failures() > 0; },
+                        absl::Seconds(30), "an enqueue failing after kill -9"));
   producers.Stop();
   const std::set<std::string> acknowledged = producers.acknowledged();
   ASSERT_GT(acknowledged.size(), 10u);
@@ -120,17 +126,22 @@ TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
   TestPostgres* pg = SharedPostgres();
   Producers producers(server_.get(), "pgrestart", absl::Seconds(5));
   const int pid = server_->Pid();
-  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(WaitUntil([&] { return !producers.acknowledged().empty(); },
+                        absl::Seconds(30), "a first acknowledged enqueue"));
   ASSERT_TRUE(pg->Stop().ok());
   EXPECT_TRUE(
       server_->WaitForHealth(Serving::NOT_SERVING, absl::Seconds(15)).ok())
       << server_->LogTail();
-  absl::SleepFor(absl::Milliseconds(500));
+  // The producers see the outage while PostgreSQL is down.
+  EXPECT_TRUE(WaitUntil([&] { return producers.failures() > 0; },
+                        absl::Seconds(30), "an enqueue failing in the outage"));
   ASSERT_TRUE(pg->StartAgain().ok()) << pg->LogTail();
   EXPECT_TRUE(server_->WaitForHealth(Serving::SERVING, absl::Seconds(15)).ok())
       << server_->LogTail();
   const size_t before = producers.acknowledged().size();
-  absl::SleepFor(absl::Milliseconds(1000));
+  EXPECT_TRUE(
+      WaitUntil([&] { return producers.acknowledged().size() > before; },
+                absl::Seconds(30), "an acknowledged enqueue after the outage"));
   producers.Stop();
   const std::set<std::string> acknowledged = producers.acknowledged();
   EXPECT_EQ(server_->Pid(), pid);             // Same process throughout.
@@ -153,24 +164,29 @@ TEST_F(CrashTest, PostgresRestartUnderLoadRecoversWithoutRestartingSpoold) {
 TEST_F(CrashTest, SigtermReturnsWaitingPollsEmptyAndExitsZero) {
   std::vector<std::thread> waiters;
   std::atomic<int> empty_ok{0};
-  for (int i = 0; i < 5; ++i) {
+  constexpr int kWaiters = 5;
+  for (int i = 0; i < kWaiters; ++i) {
     waiters.emplace_back([&] {
       Api api(server_->Channel());
       v1::LeaseRequest req;
       req.set_queue("term");
-      *req.mutable_wait() = Dur(absl::Seconds(25));
+      *req.mutable_wait() = ToProtoDuration(absl::Seconds(25));
       v1::LeaseResponse resp;
       grpc::Status s = api.Lease(req, &resp);
       if (s.ok() && resp.jobs_size() == 0) ++empty_ok;
     });
   }
-  absl::SleepFor(absl::Milliseconds(500));
+  // SIGTERM only once all five are parked, so the test shows parked polls
+  // being ended, not calls refused on their way in. (No ASSERT before the
+  // joins: the waiter threads must end first.)
+  EXPECT_TRUE(WaitForLongPollsWaiting(MustMetricsPort(), kWaiters))
+      << server_->LogTail();
   absl::Time start = absl::Now();
   auto code = server_->Terminate(absl::Seconds(20));
   for (auto& t : waiters) t.join();
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0);
-  EXPECT_EQ(empty_ok.load(), 5);
+  EXPECT_EQ(empty_ok.load(), kWaiters);
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 

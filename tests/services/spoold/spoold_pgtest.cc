@@ -9,7 +9,6 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
@@ -28,7 +27,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class SemanticsTest : public SpooldTest {};
+// With metrics, so tests can read spool_long_polls_waiting.
+class SemanticsTest : public SpooldWithMetricsTest {};
 
 TEST_F(SemanticsTest, LeasesByPriorityThenRunTimeThenEnqueueOrder) {
   std::string low = api_->MustEnqueue("order", "low", -5);
@@ -39,7 +39,7 @@ TEST_F(SemanticsTest, LeasesByPriorityThenRunTimeThenEnqueueOrder) {
   v1::JobSpec old;
   old.set_queue("order");
   old.set_payload("old");
-  *old.mutable_run_at() = Ts(absl::Now() - absl::Hours(1));
+  *old.mutable_run_at() = ToProtoTimestamp(absl::Now() - absl::Hours(1));
   v1::EnqueueResponse resp;
   ASSERT_TRUE(api_->Enqueue(old, &resp).ok());
 
@@ -73,7 +73,7 @@ TEST_F(SemanticsTest, LeaseRespectsMaxJobsAndReturnsPayloadAndHeaders) {
   EXPECT_EQ(jobs[0].payload(), std::string("\0bin\xff", 5));
   EXPECT_EQ(jobs[0].headers().at("trace"), "abc \"quoted\" \\ ü");
   EXPECT_EQ(jobs[0].headers().at("tenant"), "t1");
-  EXPECT_GT(FromTs(jobs[0].lease_expires_at()), absl::Now());
+  EXPECT_GT(ToTime(jobs[0].lease_expires_at()), absl::Now());
   // max_jobs 0 means 1.
   v1::LeaseRequest req;
   req.set_queue("hdr");
@@ -86,7 +86,7 @@ TEST_F(SemanticsTest, DelayedJobIsInvisibleUntilDueThenLeasable) {
   v1::JobSpec spec;
   spec.set_queue("delay");
   spec.set_payload("later");
-  *spec.mutable_delay() = Dur(absl::Seconds(2));
+  *spec.mutable_delay() = ToProtoDuration(absl::Seconds(2));
   v1::EnqueueResponse resp;
   absl::Time enqueued = absl::Now();
   ASSERT_TRUE(api_->Enqueue(spec, &resp).ok());
@@ -102,7 +102,7 @@ TEST_F(SemanticsTest, DelayedJobIsInvisibleUntilDueThenLeasable) {
 TEST_F(SemanticsTest, RunAtInThePastIsReadyAtOnce) {
   v1::JobSpec spec;
   spec.set_queue("runat");
-  *spec.mutable_run_at() = Ts(absl::Now() - absl::Minutes(5));
+  *spec.mutable_run_at() = ToProtoTimestamp(absl::Now() - absl::Minutes(5));
   v1::EnqueueResponse resp;
   ASSERT_TRUE(api_->Enqueue(spec, &resp).ok());
   EXPECT_EQ(api_->MustGetJob(resp.job_id()).state(), v1::JOB_STATE_READY);
@@ -188,15 +188,20 @@ TEST_F(SemanticsTest, ExtendLeaseKeepsJobAwayPastItsTimeout) {
   auto jobs =
       api_->LeaseJobs("extend", 1, absl::ZeroDuration(), absl::Seconds(1));
   ASSERT_EQ(jobs.size(), 1u);
+  // What this proves is that something does NOT happen (the job coming back
+  // when its first 1 s lease would have run out), so real time must pass:
+  // four 1 s extensions 500 ms apart carry the lease 2 s past that.
+  const absl::Time first_expiry = ToTime(jobs[0].lease_expires_at());
   for (int i = 0; i < 4; ++i) {
     v1::ExtendLeaseResponse er;
     grpc::Status s =
         api_->Extend(id, jobs[0].lease_id(), absl::Seconds(1), &er);
     ASSERT_TRUE(s.ok()) << s.error_message();
-    EXPECT_GT(FromTs(er.lease_expires_at()), absl::Now());
+    EXPECT_GT(ToTime(er.lease_expires_at()), absl::Now());
     absl::SleepFor(absl::Milliseconds(500));
   }
-  // Two seconds later than the original timeout, still ours.
+  // Well past the original timeout, still ours.
+  ASSERT_GT(absl::Now(), first_expiry + absl::Milliseconds(500));
   EXPECT_TRUE(api_->LeaseJobs("extend", 1).empty());
   EXPECT_EQ(api_->AckOne(id, jobs[0].lease_id()), grpc::StatusCode::OK);
 }
@@ -208,13 +213,13 @@ TEST_F(SemanticsTest, NackWithDelayReschedules) {
   v1::NackRequest req;
   req.set_job_id(id);
   req.set_lease_id(jobs[0].lease_id());
-  *req.mutable_retry_delay() = Dur(absl::Seconds(2));
+  *req.mutable_retry_delay() = ToProtoDuration(absl::Seconds(2));
   req.set_error("upstream timed out");
   v1::NackResponse resp;
   absl::Time before = absl::Now();
   ASSERT_TRUE(api_->Nack(req, &resp).ok());
   EXPECT_EQ(resp.state(), v1::JOB_STATE_SCHEDULED);
-  absl::Time next = FromTs(resp.next_run_at());
+  absl::Time next = ToTime(resp.next_run_at());
   EXPECT_GE(next, before + absl::Milliseconds(1500));
   EXPECT_LE(next, absl::Now() + absl::Seconds(3));
   v1::Job job = api_->MustGetJob(id);
@@ -232,19 +237,19 @@ TEST_F(SemanticsTest, LongestVisibilityTimeoutAndRetryDelayAreAccepted) {
   std::string id = api_->MustEnqueue("long", "x");
   auto jobs = api_->LeaseJobs("long", 1, absl::ZeroDuration(), absl::Hours(12));
   ASSERT_EQ(jobs.size(), 1u);
-  EXPECT_GT(FromTs(jobs[0].lease_expires_at()), absl::Now() + absl::Hours(11));
+  EXPECT_GT(ToTime(jobs[0].lease_expires_at()), absl::Now() + absl::Hours(11));
   v1::ExtendLeaseResponse er;
   ASSERT_TRUE(api_->Extend(id, jobs[0].lease_id(), absl::Hours(12), &er).ok());
-  EXPECT_GT(FromTs(er.lease_expires_at()), absl::Now() + absl::Hours(11));
+  EXPECT_GT(ToTime(er.lease_expires_at()), absl::Now() + absl::Hours(11));
   v1::NackRequest req;
   req.set_job_id(id);
   req.set_lease_id(jobs[0].lease_id());
-  *req.mutable_retry_delay() = Dur(absl::Hours(24 * 366));
+  *req.mutable_retry_delay() = ToProtoDuration(absl::Hours(24 * 366));
   v1::NackResponse resp;
   grpc::Status s = api_->Nack(req, &resp);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(resp.state(), v1::JOB_STATE_SCHEDULED);
-  EXPECT_GT(FromTs(resp.next_run_at()), absl::Now() + absl::Hours(24 * 365));
+  EXPECT_GT(ToTime(resp.next_run_at()), absl::Now() + absl::Hours(24 * 365));
 }
 
 TEST_F(SemanticsTest, NackWithZeroDelayIsReadyAtOnce) {
@@ -254,7 +259,7 @@ TEST_F(SemanticsTest, NackWithZeroDelayIsReadyAtOnce) {
   v1::NackRequest req;
   req.set_job_id(id);
   req.set_lease_id(jobs[0].lease_id());
-  *req.mutable_retry_delay() = Dur(absl::ZeroDuration());
+  *req.mutable_retry_delay() = ToProtoDuration(absl::ZeroDuration());
   v1::NackResponse resp;
   ASSERT_TRUE(api_->Nack(req, &resp).ok());
   EXPECT_EQ(resp.state(), v1::JOB_STATE_READY);
@@ -276,7 +281,7 @@ TEST_F(SemanticsTest, NackWithoutDelayUsesQueueBackoff) {
     absl::Time before = absl::Now();
     ASSERT_TRUE(api_->Nack(req, &resp).ok());
     EXPECT_EQ(resp.state(), v1::JOB_STATE_SCHEDULED);
-    absl::Duration delay = FromTs(resp.next_run_at()) - before;
+    absl::Duration delay = ToTime(resp.next_run_at()) - before;
     const double base = attempt == 1 ? 1.0 : 2.0;
     EXPECT_GE(delay, absl::Seconds(base * 0.8) - absl::Milliseconds(50))
         << "attempt " << attempt;
@@ -298,7 +303,7 @@ TEST_F(SemanticsTest, MaxAttemptsExhaustedGoesDead) {
     v1::NackRequest req;
     req.set_job_id(er.job_id());
     req.set_lease_id(jobs[0].lease_id());
-    *req.mutable_retry_delay() = Dur(absl::ZeroDuration());
+    *req.mutable_retry_delay() = ToProtoDuration(absl::ZeroDuration());
     req.set_error(absl::StrCat("failure ", attempt));
     v1::NackResponse resp;
     ASSERT_TRUE(api_->Nack(req, &resp).ok());
@@ -343,13 +348,13 @@ TEST_F(SemanticsTest, LeaseExpiryOnLastAttemptGoesDead) {
       api_->LeaseJobs("lastexp", 1, absl::ZeroDuration(), absl::Seconds(1))
           .size(),
       1u);
-  absl::Time until = absl::Now() + absl::Seconds(15);
   v1::Job job;
-  while (absl::Now() < until) {
-    job = api_->MustGetJob(er.job_id());
-    if (job.state() == v1::JOB_STATE_DEAD) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        job = api_->MustGetJob(er.job_id());
+        return job.state() == v1::JOB_STATE_DEAD;
+      },
+      absl::Seconds(30), "the expired job to go dead"));
   EXPECT_EQ(job.state(), v1::JOB_STATE_DEAD);
   EXPECT_THAT(job.last_error(), HasSubstr("lease expired"));
   EXPECT_TRUE(api_->LeaseJobs("lastexp", 1).empty());
@@ -429,7 +434,10 @@ TEST_F(SemanticsTest, ExpiredIdempotencyKeyOfFinishedJobIsReused) {
   spec.set_idempotency_key("k");
   v1::EnqueueResponse first;
   ASSERT_TRUE(api_->Enqueue(spec, &first).ok());
-  absl::SleepFor(absl::Milliseconds(1200));
+  ASSERT_TRUE(WaitForQueryInt(url_,
+                              "SELECT count(*) FROM spool_idempotency_keys "
+                              "WHERE queue = 'idemexp' AND expires_at < now()",
+                              1, "the idempotency key's window to end"));
   // Window over, but the job is still waiting: still a duplicate.
   v1::EnqueueResponse second;
   ASSERT_TRUE(api_->Enqueue(spec, &second).ok());
@@ -609,12 +617,9 @@ TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
   // Within retention: both still readable.
   EXPECT_EQ(api_->MustGetJob(ok_job.job_id()).state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(api_->MustGetJob(dead_job.job_id()).state(), v1::JOB_STATE_DEAD);
-  absl::Time until = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < until &&
-         QueryInt(url_, "SELECT count(*) FROM spool_jobs WHERE queue = 'ret'") >
-             0) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  EXPECT_TRUE(WaitForQueryInt(
+      url_, "SELECT count(*) FROM spool_jobs WHERE queue = 'ret'", 0,
+      "retention to delete the finished jobs"));
   v1::Job gone;
   EXPECT_EQ(api_->GetJob(ok_job.job_id(), &gone).error_code(),
             grpc::StatusCode::NOT_FOUND);
@@ -622,13 +627,10 @@ TEST_F(RetentionTest, FinishedJobsAndExpiredKeysAreDeletedAfterRetention) {
             grpc::StatusCode::NOT_FOUND);
   // The keys of the finished jobs expired with their window and are gone;
   // the other queue keeps its job and key.
-  until = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < until &&
-         QueryInt(url_,
-                  "SELECT count(*) FROM spool_idempotency_keys "
-                  "WHERE queue = 'ret'") > 0) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  EXPECT_TRUE(WaitForQueryInt(url_,
+                              "SELECT count(*) FROM spool_idempotency_keys "
+                              "WHERE queue = 'ret'",
+                              0, "retention to delete the expired keys"));
   EXPECT_EQ(QueryInt(url_,
                      "SELECT count(*) FROM spool_idempotency_keys "
                      "WHERE queue = 'ret'"),
@@ -731,15 +733,21 @@ TEST_F(SemanticsTest, LongPollTimesOutEmpty) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(900));
 }
 
+// The in-process wake-up delivers a job to a parked long-poll at once. The
+// spoold here polls and runs maintenance only once a minute, so without the
+// wake-up the job could not arrive within the 5 s bound.
 TEST_F(SemanticsTest, LongPollWakesOnEnqueue) {
-  std::vector<v1::LeasedJob> got;
-  std::thread waiter(
-      [&] { got = api_->LeaseJobs("wake", 1, absl::Seconds(25)); });
-  absl::SleepFor(absl::Milliseconds(300));
-  std::string id = api_->MustEnqueue("wake", "now");
-  waiter.join();
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].job_id(), id);
+  auto spoold = SpooldProcess::Start(url_, WakeUpOnlyFlags());
+  ASSERT_TRUE(spoold.ok()) << spoold.status();
+  auto metrics_port = MetricsPort(**spoold);
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+  Api api((*spoold)->Channel());
+  WakeUp w = LeaseParkedThenEnqueue(api, *metrics_port, api, "wake");
+  ASSERT_TRUE(w.parked) << (*spoold)->LogTail();
+  ASSERT_EQ(w.got.size(), 1u);
+  EXPECT_EQ(w.got[0].job_id(), w.enqueued_id);
+  EXPECT_LT(w.latency, absl::Seconds(5))
+      << "delivered by the fallback poll, not the wake-up?";
 }
 
 TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
@@ -747,7 +755,7 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
   // shortly before the deadline.
   v1::LeaseRequest req;
   req.set_queue("cancel");
-  *req.mutable_wait() = Dur(absl::Seconds(20));
+  *req.mutable_wait() = ToProtoDuration(absl::Seconds(20));
   v1::LeaseResponse resp;
   absl::Time start = absl::Now();
   grpc::Status s = api_->Lease(req, &resp, absl::Seconds(1));
@@ -765,13 +773,20 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
                                  cancelled_status = st;
                                  finished.Notify();
                                });
-  absl::SleepFor(absl::Milliseconds(300));
+  const int metrics_port = MustMetricsPort();
+  // Cancelled while parked, not on its way in.
+  EXPECT_TRUE(WaitForLongPollsWaiting(metrics_port, 1));
   ctx.TryCancel();
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(5)));
   EXPECT_EQ(cancelled_status.error_code(), grpc::StatusCode::CANCELLED);
+  // spoold dropped the waiter, so nothing is left to take the job.
+  EXPECT_TRUE(WaitForLongPollsWaiting(metrics_port, 0));
   std::string id = api_->MustEnqueue("cancel", "x");
-  absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(api_->MustGetJob(id).state(), v1::JOB_STATE_READY);
+  auto leased = api_->LeaseJobs("cancel", 1);
+  ASSERT_EQ(leased.size(), 1u);
+  EXPECT_EQ(leased[0].job_id(), id);
+  EXPECT_EQ(leased[0].attempt(), 1);  // Never leased before.
 }
 
 // The call is cancelled while its lease query runs (held up here by a table
@@ -779,12 +794,10 @@ TEST_F(SemanticsTest, LongPollEndsAtClientDeadlineAndCancelLeasesNothing) {
 // straight back, without counting the attempt.
 TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
   // A spoold of its own, with metrics.
-  auto metrics_port = PickFreePort();
-  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
-  auto spoold = SpooldProcess::Start(
-      url_, {"--log_level=warning",
-             absl::StrCat("--metrics_listen=127.0.0.1:", *metrics_port)});
+  auto spoold = SpooldProcess::Start(url_, MetricsFlags());
   ASSERT_TRUE(spoold.ok()) << spoold.status();
+  auto metrics_port = MetricsPort(**spoold);
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
   Api api((*spoold)->Channel());
   const std::string id = api.MustEnqueue("gone", "x");
   // The row's version before; leasing and releasing each write a new one.
@@ -807,49 +820,54 @@ TEST_F(SemanticsTest, JobsLeasedForACallCancelledMeanwhileGoBack) {
     finished.Notify();
   });
   // spoold's lease statement is waiting for the lock.
-  bool waiting = false;
-  for (absl::Time until = absl::Now() + absl::Seconds(10);
-       !waiting && absl::Now() < until;
-       absl::SleepFor(absl::Milliseconds(20))) {
-    waiting = QueryInt(url_,
-                       "SELECT count(*) FROM pg_stat_activity WHERE "
-                       "wait_event_type = 'Lock' AND query LIKE "
-                       "'%UPDATE spool_jobs j%SKIP LOCKED%'") > 0;
-  }
+  const bool waiting = WaitUntil(
+      [&] {
+        return QueryInt(url_,
+                        "SELECT count(*) FROM pg_stat_activity WHERE "
+                        "wait_event_type = 'Lock' AND query LIKE "
+                        "'%UPDATE spool_jobs j%SKIP LOCKED%'") > 0;
+      },
+      absl::Seconds(30), "spoold's lease statement to wait for the lock");
+  if (!waiting) lock->abort();  // Lets the call end before the ASSERT.
   ASSERT_TRUE(waiting);
   ctx.TryCancel();
   ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(5)));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  absl::SleepFor(absl::Milliseconds(300));  // spoold sees the cancellation.
+  // spoold has seen the cancellation once it answered the call CANCELLED
+  // (the RPC metric counts the status it sent).
+  const Labels cancelled{{"method", "Lease"}, {"code", "CANCELLED"}};
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto n = ScrapeMetric(*metrics_port, "spool_rpc_duration_seconds_count",
+                              cancelled);
+        return n.ok() && *n == 1;
+      },
+      absl::Seconds(30), "spoold to answer the cancelled Lease call"));
   lock->abort();  // The lease query runs now and leases the job.
 
   // Leased (a new row version, state leased), then handed back (another
   // one, ready).
-  bool back = false;
-  for (absl::Time until = absl::Now() + absl::Seconds(10);
-       !back && absl::Now() < until; absl::SleepFor(absl::Milliseconds(20))) {
-    back = QueryInt(url_, absl::StrCat("SELECT count(*) FROM spool_jobs "
-                                       "WHERE id = ",
-                                       id,
-                                       " AND state = 2 AND xmin::text::int8"
-                                       " <> ",
-                                       version)) == 1;
-  }
-  ASSERT_TRUE(back);
+  ASSERT_TRUE(WaitForQueryInt(
+      url_,
+      absl::StrCat("SELECT count(*) FROM spool_jobs WHERE id = ", id,
+                   " AND state = 2 AND xmin::text::int8 <> ", version),
+      1, "the job leased for nobody to be handed back"));
   // Counted as leased, and as handed back.
   const Labels gone{{"queue", "gone"}};
-  std::optional<Exposition> metrics;
-  for (absl::Time until = absl::Now() + absl::Seconds(10); absl::Now() < until;
-       absl::SleepFor(absl::Milliseconds(50))) {
-    auto page = HttpGet(*metrics_port, "/metrics");
-    ASSERT_TRUE(page.ok()) << page.status();
-    auto parsed = ParsePrometheusText(page->body);
-    ASSERT_TRUE(parsed.ok()) << parsed.status();
-    metrics = *std::move(parsed);
-    if (metrics->Sum("spool_leases_released_total", gone) > 0) break;
-  }
-  EXPECT_EQ(metrics->Sum("spool_leases_released_total", gone), 1);
-  EXPECT_EQ(metrics->Sum("spool_jobs_leased_total", gone), 1);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto n =
+            ScrapeMetric(*metrics_port, "spool_leases_released_total", gone);
+        return n.ok() && *n > 0;
+      },
+      absl::Seconds(30), "spool_leases_released_total to count the job"));
+  auto released =
+      ScrapeMetric(*metrics_port, "spool_leases_released_total", gone);
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1);
+  auto leased = ScrapeMetric(*metrics_port, "spool_jobs_leased_total", gone);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  EXPECT_EQ(*leased, 1);
   v1::Job job = api.MustGetJob(id);
   EXPECT_EQ(job.state(), v1::JOB_STATE_READY);
   EXPECT_EQ(job.attempt(), 0);
@@ -904,7 +922,7 @@ TEST_F(SemanticsTest, WaitIsCappedByServerMaximum) {
   Api api((*capped)->Channel());
   v1::LeaseRequest req;
   req.set_queue("cap");
-  *req.mutable_wait() = Dur(absl::Hours(24));
+  *req.mutable_wait() = ToProtoDuration(absl::Hours(24));
   v1::LeaseResponse resp;
   absl::Time start = absl::Now();
   grpc::Status s = api.Lease(req, &resp, absl::Seconds(30));
@@ -918,7 +936,7 @@ TEST_F(SemanticsTest, ThousandIdleLongPollsNeedFewThreadsAndConnections) {
   constexpr int kPolls = 1000;
   v1::LeaseRequest req;
   req.set_queue("many");
-  *req.mutable_wait() = Dur(absl::Seconds(6));
+  *req.mutable_wait() = ToProtoDuration(absl::Seconds(6));
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<v1::LeaseResponse> responses(kPolls);
   std::atomic<int> done{0}, ok{0}, jobs{0};
@@ -931,7 +949,8 @@ TEST_F(SemanticsTest, ThousandIdleLongPollsNeedFewThreadsAndConnections) {
                                    ++done;
                                  });
   }
-  absl::SleepFor(absl::Seconds(2));
+  // All parked (none answered yet) before threads and connections count.
+  EXPECT_TRUE(WaitForLongPollsWaiting(MustMetricsPort(), kPolls));
   EXPECT_EQ(done.load(), 0);
   // Count spoold's threads and the database connections while all wait.
   int threads = 0;
@@ -954,10 +973,8 @@ TEST_F(SemanticsTest, ThousandIdleLongPollsNeedFewThreadsAndConnections) {
   EXPECT_LT(connections, 16) << "database connections with 1000 waiting polls";
   // Ten jobs go to ten of the waiters; the rest time out empty.
   for (int i = 0; i < 10; ++i) api_->MustEnqueue("many", "x");
-  absl::Time until = absl::Now() + absl::Seconds(30);
-  while (done.load() < kPolls && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  EXPECT_TRUE(WaitUntil([&] { return done.load() == kPolls; },
+                        absl::Seconds(30), "every poll to be answered"));
   EXPECT_EQ(done.load(), kPolls);
   EXPECT_EQ(ok.load(), kPolls);
   EXPECT_EQ(jobs.load(), 10);
@@ -981,24 +998,30 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
        "job.priority"},
       {"both times",
        [](v1::JobSpec& s) {
-         *s.mutable_delay() = Dur(absl::Seconds(1));
-         *s.mutable_run_at() = Ts(absl::Now());
+         *s.mutable_delay() = ToProtoDuration(absl::Seconds(1));
+         *s.mutable_run_at() = ToProtoTimestamp(absl::Now());
        },
        "job.delay"},
       {"delay too long",
-       [](v1::JobSpec& s) { *s.mutable_delay() = Dur(absl::Hours(24 * 367)); },
+       [](v1::JobSpec& s) {
+         *s.mutable_delay() = ToProtoDuration(absl::Hours(24 * 367));
+       },
        "job.delay"},
       {"negative delay",
-       [](v1::JobSpec& s) { *s.mutable_delay() = Dur(absl::Seconds(-5)); },
+       [](v1::JobSpec& s) {
+         *s.mutable_delay() = ToProtoDuration(absl::Seconds(-5));
+       },
        "job.delay"},
       {"run_at far future",
        [](v1::JobSpec& s) {
-         *s.mutable_run_at() = Ts(absl::Now() + absl::Hours(24 * 367));
+         *s.mutable_run_at() =
+             ToProtoTimestamp(absl::Now() + absl::Hours(24 * 367));
        },
        "job.run_at"},
       {"run_at far past",
        [](v1::JobSpec& s) {
-         *s.mutable_run_at() = Ts(absl::Now() - absl::Hours(24 * 367));
+         *s.mutable_run_at() =
+             ToProtoTimestamp(absl::Now() - absl::Hours(24 * 367));
        },
        "job.run_at"},
       {"negative attempts", [](v1::JobSpec& s) { s.set_max_attempts(-1); },
@@ -1047,16 +1070,19 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
        "max_jobs"},
       {"visibility short",
        [](v1::LeaseRequest& r) {
-         *r.mutable_visibility_timeout() = Dur(absl::Milliseconds(500));
+         *r.mutable_visibility_timeout() =
+             ToProtoDuration(absl::Milliseconds(500));
        },
        "visibility_timeout"},
       {"visibility long",
        [](v1::LeaseRequest& r) {
-         *r.mutable_visibility_timeout() = Dur(absl::Hours(13));
+         *r.mutable_visibility_timeout() = ToProtoDuration(absl::Hours(13));
        },
        "visibility_timeout"},
       {"negative wait",
-       [](v1::LeaseRequest& r) { *r.mutable_wait() = Dur(absl::Seconds(-1)); },
+       [](v1::LeaseRequest& r) {
+         *r.mutable_wait() = ToProtoDuration(absl::Seconds(-1));
+       },
        "wait"},
   };
   for (const LeaseCase& c : lease_cases) {
@@ -1083,7 +1109,7 @@ TEST_F(SemanticsTest, InvalidInputsAreRejectedWithTheFieldNamed) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("lease_id"));
   nack.set_lease_id("00000000-0000-4000-8000-000000000000");
-  *nack.mutable_retry_delay() = Dur(absl::Seconds(-1));
+  *nack.mutable_retry_delay() = ToProtoDuration(absl::Seconds(-1));
   s = api_->Nack(nack, &nr);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("retry_delay"));
@@ -1149,7 +1175,7 @@ TEST(KeepaliveTest, LongPollSurvivesClientPingsAtTheAllowedInterval) {
   Api api(channel);
   v1::LeaseRequest req;
   req.set_queue("quiet");
-  *req.mutable_wait() = Dur(absl::Seconds(9));
+  *req.mutable_wait() = ToProtoDuration(absl::Seconds(9));
   v1::LeaseResponse resp;
   grpc::Status s = api.Lease(req, &resp);
   EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();

@@ -1,6 +1,7 @@
 // Several stateless spoold replicas on one database: cross-replica wake-ups
 // and a concurrent drain where every job is acked exactly once.
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <set>
 #include <thread>
@@ -30,28 +31,23 @@ class ReplicasTest : public ::testing::Test {
 
 TEST_F(ReplicasTest, LongPollWakesOnEnqueueThroughAnotherReplica) {
   // Fallback polling and maintenance are slowed to a minute, so only the
-  // cross-replica notification can deliver the job within the wait below.
-  StartReplicas(2, {"--fallback_poll=60s", "--maintenance_interval=60s",
-                    "--log_level=warning"});
+  // cross-replica notification can deliver the job within the bound below.
+  StartReplicas(2, WakeUpOnlyFlags());
+  auto b_metrics = MetricsPort(*replicas_[1]);
+  ASSERT_TRUE(b_metrics.ok()) << b_metrics.status();
   Api a(replicas_[0]->Channel());
   Api b(replicas_[1]->Channel());
   for (int round = 0; round < 3; ++round) {
-    std::vector<v1::LeasedJob> got;
-    absl::Time returned;
-    std::thread waiter([&] {
-      got = b.LeaseJobs("xwake", 1, absl::Seconds(25));
-      returned = absl::Now();
-    });
-    absl::SleepFor(absl::Milliseconds(500));
-    absl::Time sent = absl::Now();
-    std::string id = a.MustEnqueue("xwake", absl::StrCat("r", round));
-    waiter.join();
-    ASSERT_EQ(got.size(), 1u) << "round " << round;
-    EXPECT_EQ(got[0].job_id(), id);
-    // Far below the 60 s fallback; the typical figure is milliseconds.
-    EXPECT_LT(returned - sent, absl::Seconds(10));
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    // Parked on replica b before replica a enqueues.
+    WakeUp w = LeaseParkedThenEnqueue(b, *b_metrics, a, "xwake");
+    ASSERT_TRUE(w.parked) << replicas_[1]->LogTail();
+    ASSERT_EQ(w.got.size(), 1u);
+    EXPECT_EQ(w.got[0].job_id(), w.enqueued_id);
+    // Far below the 60 s fallback poll; the typical figure is milliseconds.
+    EXPECT_LT(w.latency, absl::Seconds(5));
     std::cout << "cross-replica wake-up took "
-              << absl::FormatDuration(returned - sent) << "\n";
+              << absl::FormatDuration(w.latency) << "\n";
   }
 }
 

@@ -97,7 +97,7 @@ inline Workload RunKnownWorkload(Api& api) {
     v1::LeaseRequest req;
     req.set_queue("work");
     req.set_max_jobs(n);
-    *req.mutable_visibility_timeout() = Dur(absl::Minutes(5));
+    *req.mutable_visibility_timeout() = ToProtoDuration(absl::Minutes(5));
     v1::LeaseResponse resp;
     s = api.Lease(req, &resp);
     tally("Lease", s);
@@ -148,7 +148,7 @@ inline Workload RunKnownWorkload(Api& api) {
     v1::NackRequest req;
     req.set_job_id(retry[0].job_id());
     req.set_lease_id(retry[0].lease_id());
-    *req.mutable_retry_delay() = Dur(absl::ZeroDuration());
+    *req.mutable_retry_delay() = ToProtoDuration(absl::ZeroDuration());
     v1::NackResponse resp;
     s = api.Nack(req, &resp);
     tally("Nack", s);

@@ -153,13 +153,12 @@ TEST(PrometheusTest, EveryDashboardAndAlertExpressionReturnsSeries) {
   ASSERT_NE(pg, nullptr);
   auto url = pg->CreateDatabase();
   ASSERT_TRUE(url.ok()) << url.status();
-  auto metrics_port = PickFreePort();
-  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
   auto spoold = SpooldProcess::Start(
-      *url, {"--maintenance_interval=100ms", "--log_level=warning",
-             absl::StrCat("--metrics_listen=127.0.0.1:", *metrics_port),
-             "--metrics_refresh=500ms"});
+      *url,
+      WithMetrics({"--maintenance_interval=100ms", "--metrics_refresh=500ms"}));
   ASSERT_TRUE(spoold.ok()) << spoold.status();
+  auto metrics_port = MetricsPort(**spoold);
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
   // The example worker, with its metrics, on queue "thumbnail": its
   // handler takes 200-800 ms, retries some first attempts and fails
   // "poison" for good.
