@@ -62,7 +62,7 @@ void RunMixed(const ScenarioContext& ctx) {
   constexpr int kProducers = 4;
   constexpr int kBatch = 20;
   for (int p = 0; p < kProducers; ++p) {
-    producers.emplace_back([&, p] {
+    producers.emplace_back([&] {
       auto client = Client::Connect(BenchClientOptions(targets));
       if (!client.ok()) return;
       absl::BitGen gen;

@@ -45,7 +45,7 @@ void Admit(const EnqueueRequests& requests, const QueueDepths& depths,
   }
 }
 
-NewJob RowFor(JobInput in, const QueueConfig& config) {
+NewJob RowFor(JobInput&& in, const QueueConfig& config) {
   NewJob row;
   row.queue = std::move(in.queue);
   row.payload = std::move(in.payload);
