@@ -5,7 +5,7 @@
 # through those targets; and that the SDK's examples build, all in strict
 # C++17 (the standard the SDK promises).
 # Inputs: BUILD_DIR, CONSUMER_DIR, EXAMPLES_DIR, WORK_DIR, GENERATOR,
-# CXX_COMPILER.
+# CXX_COMPILER, SANITIZER_FLAGS (a sanitizer build's -fsanitize flags).
 foreach(var BUILD_DIR CONSUMER_DIR EXAMPLES_DIR WORK_DIR GENERATOR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "packaging_test.cmake: ${var} not set")
@@ -64,6 +64,12 @@ endforeach()
 set(compiler_arg)
 if(CXX_COMPILER)
   set(compiler_arg -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+endif()
+# A sanitizer build's libraries need the same runtime in the consumer.
+if(SANITIZER_FLAGS)
+  string(REPLACE ";" " " flags "${SANITIZER_FLAGS}")
+  list(APPEND compiler_arg "-DCMAKE_CXX_FLAGS=${flags}"
+    "-DCMAKE_EXE_LINKER_FLAGS=${flags}")
 endif()
 run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${build} -G ${GENERATOR}
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release ${compiler_arg}

@@ -61,9 +61,10 @@ int WaitForSignal(absl::Duration timeout) {
     if (n == 1) return byte;
     const absl::Time now = absl::Now();
     if (now >= deadline) return 0;
-    // Poll in slices so an infinite wait is still a loop of bounded waits.
+    // Poll in slices so an infinite wait is still a loop of bounded waits
+    // (capped before the +1: an infinite wait is INT64_MAX milliseconds).
     const int64_t slice_ms =
-        std::min<int64_t>(1000, absl::ToInt64Milliseconds(deadline - now) + 1);
+        std::min<int64_t>(999, absl::ToInt64Milliseconds(deadline - now)) + 1;
     pollfd pfd = {g_pipe_read, POLLIN, 0};
     (void)poll(&pfd, 1, static_cast<int>(slice_ms));
   }
