@@ -15,7 +15,21 @@
 #include "absl/time/time.h"
 
 namespace {
+
 constexpr unsigned kRead = __tsan_mutex_read_lock;
+
+// Waits release the mutex and take it again: to TSan an unlock, then a
+// lock once the real wait returns (with the mutex held again).
+template <typename Wait>
+auto AsUnlockThenLock(absl::Mutex* mu, Wait wait) {
+  __tsan_mutex_pre_unlock(mu, 0);
+  auto result = wait();
+  __tsan_mutex_post_unlock(mu, 0);
+  __tsan_mutex_pre_lock(mu, 0);
+  __tsan_mutex_post_lock(mu, 0, 0);
+  return result;
+}
+
 }  // namespace
 
 extern "C" {
@@ -64,51 +78,36 @@ void __wrap__ZN4absl7debian35MutexD1Ev(absl::Mutex* mu) {
   __tsan_mutex_destroy(mu, 0);
 }
 
-// Waits release the mutex and take it again: to TSan an unlock, then a
-// lock once the real wait returns (with the mutex held again).
 void __wrap__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(
     absl::Mutex* mu, const absl::Condition& cond) {
-  __tsan_mutex_pre_unlock(mu, 0);
-  __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(mu, cond);
-  __tsan_mutex_post_unlock(mu, 0);
-  __tsan_mutex_pre_lock(mu, 0);
-  __tsan_mutex_post_lock(mu, 0, 0);
+  AsUnlockThenLock(mu, [&] {
+    __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(mu, cond);
+    return true;
+  });
 }
 
 bool __wrap__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(
     absl::Mutex* mu, const absl::Condition& cond, absl::Time deadline) {
-  __tsan_mutex_pre_unlock(mu, 0);
-  const bool r =
-      __real__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(
-          mu, cond, deadline);
-  __tsan_mutex_post_unlock(mu, 0);
-  __tsan_mutex_pre_lock(mu, 0);
-  __tsan_mutex_post_lock(mu, 0, 0);
-  return r;
+  return AsUnlockThenLock(mu, [&] {
+    return __real__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(
+        mu, cond, deadline);
+  });
 }
 
 bool __wrap__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
     absl::Mutex* mu, const absl::Condition& cond, absl::Duration timeout) {
-  __tsan_mutex_pre_unlock(mu, 0);
-  const bool r =
-      __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
-          mu, cond, timeout);
-  __tsan_mutex_post_unlock(mu, 0);
-  __tsan_mutex_pre_lock(mu, 0);
-  __tsan_mutex_post_lock(mu, 0, 0);
-  return r;
+  return AsUnlockThenLock(mu, [&] {
+    return __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
+        mu, cond, timeout);
+  });
 }
 
 bool __wrap__ZN4absl7debian37CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE(
     absl::CondVar* cv, absl::Mutex* mu, absl::Duration timeout) {
-  __tsan_mutex_pre_unlock(mu, 0);
-  const bool r =
-      __real__ZN4absl7debian37CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE(
-          cv, mu, timeout);
-  __tsan_mutex_post_unlock(mu, 0);
-  __tsan_mutex_pre_lock(mu, 0);
-  __tsan_mutex_post_lock(mu, 0, 0);
-  return r;
+  return AsUnlockThenLock(mu, [&] {
+    return __real__ZN4absl7debian37CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE(
+        cv, mu, timeout);
+  });
 }
 
 }  // extern "C"
